@@ -3,8 +3,9 @@
 Pure: imports phonenumbers and the standard library only. Every number the
 dialer stores went through :func:`normalise`, which
 
-1. cleans the written form (separators, full-width digits and plus as typed in
-   Chinese IMEs, a ``tel:`` prefix) and rejects letters and other junk;
+1. cleans the written form (:mod:`shared.numbers_text`: separators, full-width
+   digits and plus as typed in Chinese IMEs, a ``tel:`` prefix) and rejects
+   letters and other junk;
 2. parses and validates it: a fast path compiled from phonenumbers' metadata
    (:mod:`shared.numbers_fast`) for plain digits, phonenumbers itself for the
    rest and for every rejection, so both agree on every answer;
@@ -31,8 +32,9 @@ import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType
 
 from shared.errors import InvalidNumber
-from shared.numbers_fast import FastResult, fast_parse, plan_for
+from shared.numbers_fast import FastResult, RegionPlan, fast_parse, plan_for
 from shared.numbers_fast import number_type as _fast_number_type
+from shared.numbers_text import clean
 
 
 class NumberType(StrEnum):
@@ -163,54 +165,6 @@ class NormalisedNumber:
 
 
 # ---------------------------------------------------------------------------------------------
-# Cleaning the written form
-
-_SEPARATORS = (
-    " \t\r\n-.()/[]~"
-    "\u00a0\u00ad\u200b\u2060\u3000"  # no-break, soft-hyphen, zero-width and ideographic spaces
-    "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u30fc"  # dashes, minus, katakana long-vowel mark
-    "\uff08\uff09\uff0d\uff0e\uff0f\uff3b\uff3d\uff5e"  # full-width ( ) - . / [ ] ~
-)
-_CLEAN_TABLE = str.maketrans(
-    {
-        **{ord(char): None for char in _SEPARATORS},
-        **{0xFF10 + digit: ord("0") + digit for digit in range(10)},  # full-width 0-9
-        0xFF0B: ord("+"),  # full-width plus
-    }
-)
-
-
-def _junk_reason(text: str) -> str:
-    """Say what makes a cleaned string unusable (it is not '+'? digits)."""
-    if not text:
-        return "empty"
-    for index, char in enumerate(text):
-        if char.isalpha():
-            return f"contains letters ({char!r}); a phone number has only digits"
-        if char == "+" and index > 0:
-            return "'+' is only allowed at the start"
-        if not ("0" <= char <= "9" or char == "+"):
-            return f"contains {char!r}, which is not part of a phone number"
-    return "has no digits"
-
-
-def clean(raw: str) -> str:
-    """Reduce a written number to an optional '+' and ASCII digits, or raise InvalidNumber.
-
-    phonenumbers alone would skip leading text and turn vanity letters into
-    digits ("1-800-FLOWERS"); in an upload those are data errors, so they are
-    rejected here, before either parse path sees the input.
-    """
-    text = raw.strip()
-    if text[:4].lower() == "tel:":
-        text = text[4:]
-    text = text.translate(_CLEAN_TABLE)
-    if text.isascii() and (text.isdigit() or (text[:1] == "+" and text[1:].isdigit())):
-        return text
-    raise InvalidNumber(raw, _junk_reason(text))
-
-
-# ---------------------------------------------------------------------------------------------
 # Parsing: fast path, slow path, rejection reasons
 
 _PARSE_ERROR_REASONS = {
@@ -227,13 +181,28 @@ def _check_region(region: str) -> None:
         raise ValueError(f"unknown region {region!r}: use an ISO 3166 code such as 'CN'")
 
 
+def _length_hint(nsn: str, plan: RegionPlan) -> str | None:
+    """'too short' if padding makes ``nsn`` valid, 'too long' if truncating does, else None."""
+    for length in plan.general_lengths:
+        if length > len(nsn):
+            if any(
+                _fast_number_type(nsn + digit * (length - len(nsn)), plan) != PhoneNumberType.UNKNOWN
+                for digit in "0123456789"
+            ):
+                return "too short"
+        elif length < len(nsn) and _fast_number_type(nsn[:length], plan) != PhoneNumberType.UNKNOWN:
+            return "too long"
+    return None
+
+
 def _invalid_reason(number: phonenumbers.PhoneNumber) -> str:
     """Word why phonenumbers found a parsed number invalid: too short, too long, or neither.
 
     Length alone cannot tell: 1390000 has a length CN numbers may have, yet it
-    is a mobile cut short. So the number is also tried padded and truncated to
-    every length the region allows; if that makes it valid, it is too short
+    is a mobile cut short. So the number is also tried padded and truncated
+    to each length the region allows; if that makes it valid, it is too short
     (or too long), which is what the person fixing the row needs to hear.
+    This only words the reason; validity is decided by phonenumbers.
     """
     code = number.country_code or 0
     region = phonenumbers.region_code_for_country_code(code)
@@ -245,15 +214,9 @@ def _invalid_reason(number: phonenumbers.PhoneNumber) -> str:
     if reason == phonenumbers.ValidationResult.TOO_LONG:
         return f"too long for a {label} number ({len(nsn)} digits)"
     plan = plan_for(region)
-    if plan is not None:
-        for length in plan.general_lengths:
-            if length > len(nsn) and any(
-                _fast_number_type(nsn + digit * (length - len(nsn)), plan) != PhoneNumberType.UNKNOWN
-                for digit in "0123456789"
-            ):
-                return f"too short for a {label} number ({len(nsn)} digits)"
-            if length < len(nsn) and _fast_number_type(nsn[:length], plan) != PhoneNumberType.UNKNOWN:
-                return f"too long for a {label} number ({len(nsn)} digits)"
+    hint = _length_hint(nsn, plan) if plan is not None else None
+    if hint is not None:
+        return f"{hint} for a {label} number ({len(nsn)} digits)"
     return f"not a valid number for region {label}"
 
 

@@ -132,9 +132,7 @@ def plan_for(region: str) -> RegionPlan | None:
         general=_compile_desc(general),
         general_lengths=tuple(general.possible_length),
         general_local_lengths=tuple(general.possible_length_local_only),
-        special_types=tuple(
-            (kind, compiled) for kind, desc in special if (compiled := _compile_desc(desc)).pattern
-        ),
+        special_types=tuple((kind, compiled) for kind, desc in special if (compiled := _compile_desc(desc)).pattern),
         fixed_line=_compile_desc(meta.fixed_line),
         mobile=_compile_desc(meta.mobile),
         same_mobile_and_fixed_line=bool(meta.same_mobile_and_fixed_line_pattern),
