@@ -93,7 +93,8 @@ def _register_commands() -> None:
 def main() -> None:
     _register_commands()
     try:
-        app(standalone_mode=False)
+        # Outside standalone mode click returns a command's exit status instead of exiting.
+        status = app(standalone_mode=False)
     except DialerError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
@@ -109,6 +110,7 @@ def main() -> None:
             exc.show()
             sys.exit(exc.exit_code)
         raise
+    sys.exit(status if isinstance(status, int) else 0)
 
 
 if __name__ == "__main__":
