@@ -50,6 +50,7 @@ def embedded_postgres(data_dir: Path) -> Iterator[str]:
             "DIALER_DATABASE_URL is not set and the embedded Postgres is not installed: "
             "pip install 'sip-dialer[embedded]' or set DIALER_DATABASE_URL"
         ) from None
+    data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -64,6 +65,7 @@ def embedded_postgres(data_dir: Path) -> Iterator[str]:
 def embedded_redis(data_dir: Path) -> Iterator[str]:
     """A running redis-server on a free loopback port; yields its URL. Keeps nothing on disk."""
     binary = _redis_binary()
+    data_dir = data_dir.resolve()  # redis-server changes into --dir before opening --logfile
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     proc = subprocess.Popen(

@@ -1,0 +1,66 @@
+"""Worker-side commands: ``dialer worker`` (the fleet on this host) and ``dialer call`` (one diagnostic call)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from shared.cli import settings
+from shared.errors import ConfigError
+
+
+def register(app: typer.Typer) -> None:
+    app.command("worker")(worker_command)
+    app.command("call")(call_command)
+
+
+def worker_command(
+    processes: Annotated[int | None, typer.Option(help="Worker processes (each one SIP endpoint, <= 4 calls).")]
+    = None,
+    trunk: Annotated[str | None, typer.Option(help="Trunk whose queue to consume (default: the default trunk).")]
+    = None,
+    metrics_port: Annotated[int | None, typer.Option(help="Serve /metrics for the whole pool on this port.")]
+    = None,
+    shutdown_grace: Annotated[float, typer.Option(help="Seconds live calls may run on after SIGTERM.")] = 60.0,
+    log_level: Annotated[str, typer.Option(help="Log level of the worker processes.")] = "WARNING",
+) -> None:
+    """Run dial workers on this host: many small processes, each with one registered SIP endpoint."""
+    from worker.supervisor import Supervisor
+
+    cfg = settings()
+    for variable, value in (("DIALER_DATABASE_URL", cfg.database_url), ("DIALER_REDIS_URL", cfg.redis_url)):
+        if not value:
+            raise ConfigError(f"{variable}: required by `dialer worker` (try `dialer demo` for a sandbox)")
+    chosen = cfg.trunk(trunk)
+    count = processes or cfg.worker_processes
+    typer.echo(f"starting {count} worker processes for trunk {chosen.name} (queue {chosen.queue})", err=True)
+    supervisor = Supervisor(count, trunk=chosen.name, log_level=log_level.upper(),
+                            metrics_port=metrics_port if metrics_port is not None else cfg.metrics_port,
+                            shutdown_grace_s=shutdown_grace)
+    raise typer.Exit(supervisor.run())
+
+
+def call_command(
+    number: Annotated[str, typer.Argument(help="The number to call, in any common written form.")],
+    trunk: Annotated[str | None, typer.Option(help="Trunk to call through (default: the default trunk).")] = None,
+    ring_timeout: Annotated[float, typer.Option(help="Seconds to let it ring before CANCEL.")] = 45.0,
+    hold: Annotated[float, typer.Option(help="Seconds to hold an answered call before BYE.")] = 0.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of the ladder.")] = False,
+) -> None:
+    """Register the trunk, dial NUMBER through its variants and print the SIP ladder; exit 0 only if answered."""
+    from shared.numbers import dial_variants, normalise
+    from worker.diagnostic import run_diagnostic_call
+
+    cfg = settings()
+    chosen = cfg.trunk(trunk)
+    parsed = normalise(number, cfg.default_region)
+    variants = dial_variants(parsed, cfg.default_region, chosen.variant_order)
+    report = run_diagnostic_call(chosen, variants, ring_timeout_s=ring_timeout, hold_s=hold,
+                                 echo=None if as_json else typer.echo)
+    if as_json:
+        typer.echo(json.dumps(report, ensure_ascii=False))
+    raise typer.Exit(0 if report["outcome"] == "answered" else 1)
+
+

@@ -1,0 +1,186 @@
+"""``dial(job_id)`` without Celery: claim, check, call, record. The task is a thin wrapper.
+
+Order matters for at-most-once dialling and for never losing an outcome:
+1. claim in Postgres (a duplicate delivery stops here, before any INVITE);
+2. re-check campaign, DNC, toll-fraud guard and calling window;
+3. dial the variants (worker.dialing), each try reported as it ends;
+4. write every try and the job's new state in one transaction, retrying while
+   Postgres is away (bounded), so a finished call's outcome is never dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+
+import psycopg
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
+
+from shared import metrics
+from shared.job_states import JobStatus
+from shared.numbers import NormalisedNumber, dial_variants, preferred_first
+from shared.outcomes import Outcome
+from shared.retry_policy import JobDecision, decide
+from worker import redis_state, store
+from worker.dialing import SETUP_MARGIN_S, TRANSIENT_BUDGET_S, AttemptReport, Try, dial_number
+from worker.precheck import PreDialFacts, Verdict, check_before_dial
+from worker.runtime import WorkerRuntime
+from worker.sip import CallResult, RegistrationResult
+
+log = logging.getLogger(__name__)
+
+# How long a finished call's outcome waits for Postgres to come back before the task gives up.
+RECORD_PATIENCE_S = 600.0
+CLAIM_PATIENCE_S = 30.0
+# Lease beyond ring timeout + hold: set-up of up to four variants, transient backoff, grace.
+LEASE_EXTRA_S = 4 * SETUP_MARGIN_S + 2 * TRANSIENT_BUDGET_S
+# The last call must be over this long before the lease ends.
+LEASE_SAFETY_S = 5.0
+
+
+class NotRegistered(Exception):
+    """This process's trunk account is not registered: the message goes back to the queue."""
+
+
+def _db_retry(patience_s: float) -> Retrying:
+    return Retrying(
+        retry=retry_if_exception_type(psycopg.OperationalError),
+        stop=stop_after_delay(patience_s),
+        wait=wait_exponential_jitter(multiplier=0.5, max=10.0),
+        reraise=True,
+    )
+
+
+def run_dial_job(rt: WorkerRuntime, job_id: int) -> str:
+    """Dial one job; returns the outcome word, or 'duplicate' / a pre-dial verdict."""
+    if (rt.gate is not None and not rt.gate.is_open) or not rt.agent.is_registered:
+        raise NotRegistered(rt.trunk.name)
+
+    def claim() -> store.ClaimedJob | None:
+        with rt.pool.connection() as conn:
+            return store.claim(conn, job_id, rt.name, LEASE_EXTRA_S + rt.settings.lease_grace_s)
+
+    job = _db_retry(CLAIM_PATIENCE_S)(claim)
+    if job is None:
+        metrics.DUPLICATE_DELIVERIES.labels(rt.trunk.name).inc()
+        log.info("job %s: not claimable (duplicate delivery or no longer queued); dropped", job_id)
+        return "duplicate"
+    now = datetime.now(UTC)
+    verdict = check_before_dial(_facts(job), now)
+    if verdict.verdict is not Verdict.DIAL or verdict.number is None:
+        _settle_without_call(rt, job, verdict.verdict, verdict.retry_at or now)
+        log.info("job %s: %s (%s)", job_id, verdict.verdict.value, verdict.reason)
+        return verdict.verdict.value
+
+    report = _dial(rt, job, verdict.number)
+    decision = decide(report.outcome, job.attempt, job.policy, datetime.now(UTC))
+    rows = [to_row(t) for t in report.tries]
+
+    def record() -> bool:
+        with rt.pool.connection() as conn:
+            if report.auth_failed:
+                store.flag_trunk(conn, rt.trunk.name, healthy=False, reason="INVITE rejected after re-register")
+            # No INVITE left the process (the agent refused): the attempt does not count.
+            return store.finish(conn, job, rt.name, rows, decision, undo_attempt=not rows)
+
+    if not _db_retry(RECORD_PATIENCE_S)(record):
+        log.error("job %s: lease lost before the outcome was written; the reaper recorded it", job_id)
+    _count(rt, job, report)
+    if report.auth_failed and rt.gate is not None:
+        rt.gate.close("INVITE rejected with an auth failure after a re-register")
+    return report.outcome.value
+
+
+def _facts(job: store.ClaimedJob) -> PreDialFacts:
+    return PreDialFacts(
+        campaign_state=job.campaign_state, on_dnc=job.on_dnc, e164=job.e164, region=job.region,
+        allowed_regions=tuple(job.allowed_regions), allowed_types=tuple(job.allowed_types),
+        windows=job.windows, days=job.days, tz=job.tz, start_at=job.start_at, end_at=job.end_at,
+    )
+
+
+def _settle_without_call(rt: WorkerRuntime, job: store.ClaimedJob, verdict: Verdict, retry_at: datetime) -> None:
+    terminal = {
+        Verdict.CANCEL: JobDecision(JobStatus.CANCELLED, Outcome.CANCELLED, None),
+        Verdict.SKIP_DNC: JobDecision(JobStatus.SKIPPED_DNC, Outcome.SKIPPED_DNC, None),
+        Verdict.REFUSE_NUMBER: JobDecision(JobStatus.FAILED, Outcome.INVALID_NUMBER, None),
+    }
+
+    def settle() -> bool:
+        with rt.pool.connection() as conn:
+            if verdict in terminal:
+                return store.finish(conn, job, rt.name, [], terminal[verdict], undo_attempt=True)
+            return store.postpone(conn, job, rt.name, retry_at)
+
+    _db_retry(RECORD_PATIENCE_S)(settle)
+
+
+class _MeteredPlacer:
+    """The agent, with the live-call gauge kept around each call."""
+
+    def __init__(self, rt: WorkerRuntime) -> None:
+        self._agent = rt.agent
+        self._live = metrics.LIVE_CALLS.labels(rt.trunk.name, rt.name)
+
+    def call(self, uri: str, *, ring_timeout_s: float, hold_s: float, timeout_s: float | None = None) -> CallResult:
+        self._live.inc()
+        try:
+            return self._agent.call(uri, ring_timeout_s=ring_timeout_s, hold_s=hold_s, timeout_s=timeout_s)
+        finally:
+            self._live.dec()
+
+    def reregister(self, timeout_s: float = 10) -> RegistrationResult:
+        return self._agent.reregister(timeout_s)
+
+    def uri_for(self, user_part: str) -> str:
+        return self._agent.uri_for(user_part)
+
+
+def _dial(rt: WorkerRuntime, job: store.ClaimedJob, number: NormalisedNumber) -> AttemptReport:
+    remembered = redis_state.preferred_variant(rt.redis, rt.trunk.name, number.country_code)
+    variants = preferred_first(dial_variants(number, job.region, rt.trunk.variant_order), remembered)
+    deadline = time.monotonic() + (job.lease_until - job.claimed_at).total_seconds() - LEASE_SAFETY_S
+    trunk = rt.trunk.name
+    first = [True]
+
+    def on_try(done: Try) -> None:
+        result = done.result
+        if first[0] and job.due_at is not None and result.invite_at is not None:
+            metrics.DISPATCH_LAG.labels(trunk).observe(max(0.0, (result.invite_at - job.due_at).total_seconds()))
+            first[0] = False
+        metrics.SIP_RESPONSES.labels(trunk, str(result.status or 0)).inc()
+        accepted = done.outcome is not Outcome.NOT_FOUND
+        metrics.VARIANT_TRIES.labels(trunk, done.variant.kind.value, "accepted" if accepted else "rejected").inc()
+        if result.post_dial_delay_s is not None:
+            metrics.POST_DIAL_DELAY.labels(trunk).observe(result.post_dial_delay_s)
+        if result.setup_s is not None:
+            metrics.SETUP_TIME.labels(trunk).observe(result.setup_s)
+        redis_state.count_final_response(rt.redis, trunk, result.status)
+        log.info("job %s try %s %s -> %s %s (%s)", job.job_id, done.index, done.variant.kind.value,
+                 result.status, result.reason, done.outcome.value)
+
+    report = dial_number(_MeteredPlacer(rt), variants, ring_timeout_s=job.ring_timeout_s, hold_s=job.hold_s,
+                         deadline=deadline, on_try=on_try)
+    if report.accepted_variant is not None:
+        redis_state.remember_variant(rt.redis, trunk, number.country_code, report.accepted_variant)
+    return report
+
+
+def to_row(done: Try) -> store.TryRow:
+    r = done.result
+    return store.TryRow(
+        try_index=done.index, variant=done.variant.kind.value, uri=r.uri, call_id=r.call_id or None,
+        status=r.status or None, reason=r.reason or None,
+        provisional=[{"code": code, "at": at.isoformat()} for code, at in r.provisional],
+        invite_at=r.invite_at, first_provisional_at=r.first_provisional_at, answer_at=r.answer_at,
+        end_at=r.end_at, duration_s=r.talk_s if r.answered else None, hangup_by=r.hangup_by,
+        outcome=done.outcome,
+    )
+
+
+def _count(rt: WorkerRuntime, job: store.ClaimedJob, report: AttemptReport) -> None:
+    metrics.CALLS.labels(job.campaign, rt.trunk.name, report.outcome.value).inc()
+    for done in report.tries:
+        if done.result.answered:
+            metrics.TALK_TIME.labels(job.campaign, rt.trunk.name).observe(done.result.talk_s)

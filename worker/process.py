@@ -1,0 +1,80 @@
+"""One worker OS process: one Celery worker (threads pool) around one registered SIP agent.
+
+Why threads and not prefork children: a pjsua2 Endpoint holds up to 4 calls,
+but a prefork child runs one task at a time, so it would hold one. Here each
+process runs ``calls_per_process`` (<= 4) task threads that share the process's
+single Endpoint through the SIP agent's queue; the supervisor
+(:mod:`worker.supervisor`) runs many such processes and replaces any that dies.
+
+Started as ``python -m worker.process --trunk NAME --index I``, never forked
+from a process that already has an Endpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+from typing import Any
+
+from celery import signals
+
+from shared.logs import setup_logging
+from shared.queue import dial_queue, make_celery
+from shared.settings import load_settings
+from worker import runtime
+from worker.tasks import register_tasks
+
+log = logging.getLogger(__name__)
+
+
+def node_name(trunk: str, index: int) -> str:
+    return f"dialer{index}-{trunk}@{socket.gethostname()}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--trunk", default=None)
+    parser.add_argument("--index", type=int, default=0)
+    parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument("--shutdown-grace", type=float, default=30.0)
+    args = parser.parse_args(argv)
+    setup_logging(args.log_level)
+
+    settings = load_settings()
+    trunk = settings.trunk(args.trunk)
+    queue = dial_queue(trunk.name)
+    hostname = node_name(trunk.name, args.index)
+    if settings.redis_url is None:
+        from shared.errors import ConfigError
+
+        raise ConfigError("DIALER_REDIS_URL: a worker needs the dialer's Redis")
+    app = make_celery(settings.redis_url)
+    register_tasks(app)
+
+    def stop_consuming() -> None:
+        app.control.cancel_consumer(queue, destination=[hostname], reply=False)
+
+    def resume_consuming() -> None:
+        app.control.add_consumer(queue, destination=[hostname], reply=False)
+
+    @signals.worker_init.connect(weak=False)
+    def _start(**_: Any) -> None:
+        # Blocks until the trunk account is registered: nothing is consumed before.
+        runtime.start(settings, trunk.name, name=f"{hostname}:{os.getpid()}",
+                      stop_consuming=stop_consuming, resume_consuming=resume_consuming)
+
+    @signals.worker_shutdown.connect(weak=False)
+    def _stop(**_: Any) -> None:
+        runtime.stop(grace_s=args.shutdown_grace)
+
+    app.worker_main([
+        "worker", "--pool=threads", f"--concurrency={settings.calls_per_process}", "-Q", queue,
+        "-n", hostname, "--without-gossip", "--without-mingle", "--without-heartbeat",
+        f"--loglevel={args.log_level}",
+    ])
+
+
+if __name__ == "__main__":
+    main()
