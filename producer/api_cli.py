@@ -1,0 +1,36 @@
+"""``dialer api``: serve the HTTP API with uvicorn (loopback by default), /metrics included."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from shared.cli import settings
+from shared.errors import ConfigError
+
+
+def register(app: typer.Typer) -> None:
+    app.command("api")(api)
+
+
+def api(
+    host: Annotated[str, typer.Option(help="Address to listen on; keep loopback unless behind a proxy.")]
+    = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8000,
+) -> None:
+    """Serve campaigns, uploads, state changes, status and CSV exports over HTTP (bearer token)."""
+    import uvicorn
+
+    from producer.api import create_app
+    from shared.db.migrate import migrate
+    from shared.embedded import services
+
+    cfg = settings()
+    if cfg.api_token is None:
+        raise ConfigError("DIALER_API_TOKEN: required to serve the API (every request must carry it)")
+    with services(cfg.database_url, cfg.redis_url or "unused://", cfg.data_dir) as urls:
+        if cfg.database_url is None:
+            migrate(urls.database_url)  # the embedded database is ours to keep up to date
+        app = create_app(urls.database_url, cfg.api_token.get_secret_value(), data_dir=cfg.data_dir)
+        uvicorn.run(app, host=host, port=port, log_level=cfg.log_level.lower(), access_log=False)
