@@ -1,0 +1,45 @@
+"""`dialer demo` end to end: its printed outcome table must be what Postgres holds."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from typing import Any
+
+import psycopg
+import pytest
+
+pytestmark = pytest.mark.integration
+
+ROW = re.compile(r"^(\+\d+)\s+(\S+)\s+(\w+)\s+(\d+)\s+([\d.]+)\s+(.*)$")
+
+
+def test_demo_prints_what_postgres_recorded(db: psycopg.Connection[Any], database_url: str, redis_url: str,
+                                            tmp_path: Any) -> None:
+    """The demo dials the sample list against the sandbox PBX; every printed row matches its job row."""
+    env = {**os.environ, "DIALER_DATABASE_URL": database_url, "DIALER_REDIS_URL": redis_url,
+           "DIALER_DATA_DIR": str(tmp_path)}
+    for name in ("DIALER_SIP_REGISTRAR", "DIALER_SIP_USERNAME", "DIALER_SIP_PASSWORD", "PROMETHEUS_MULTIPROC_DIR"):
+        env.pop(name, None)
+    result = subprocess.run([sys.executable, "-c", "from shared.cli import main; main()", "demo"],
+                            env=env, capture_output=True, text=True, timeout=150)
+    assert result.returncode == 0, result.stderr[-3000:]
+    printed = {m.group(1): m.groups() for m in map(ROW.match, result.stdout.splitlines()) if m}
+    assert len(printed) == 9, result.stdout
+
+    jobs = db.execute("SELECT e164, COALESCE(outcome, status), attempts FROM dial_jobs ORDER BY id").fetchall()
+    assert {e164: (outcome, attempts) for e164, outcome, attempts in jobs} == {
+        e164: (row[2], int(row[3])) for e164, row in printed.items()}
+    expected = {"+8613900001111": "answered", "+8613900002222": "busy", "+8613900003333": "no_answer",
+                "+8613900004444": "answered", "+8613900005555": "rejected", "+8613900006666": "invalid_number",
+                "+8613900007777": "skipped_dnc"}
+    assert {k: printed[k][2] for k in expected} == expected
+    tries = dict(db.execute(
+        "SELECT j.e164, string_agg(a.variant || ' ' || a.status_code, ', ' ORDER BY a.attempt, a.try_index)"
+        " FROM call_attempts a JOIN dial_jobs j ON j.id = a.job_id GROUP BY j.e164").fetchall())
+    for e164, row in printed.items():
+        assert row[5] == (tries.get(e164) or "-")
+    assert "rejected row 14" in result.stdout and "premium-rate" in result.stdout
+    assert "sandbox-secret" not in result.stdout + result.stderr
