@@ -285,9 +285,10 @@ class Dispatcher:
         """Send after commit. A failure leaves the rest queued; the reaper re-sends them later."""
         sent: Counter[tuple[str, str]] = Counter()
         try:
-            for job_id, campaign in to_send:
-                enqueue_dial(self.app, job_id, campaign.trunk)
-                sent[(campaign.name, campaign.trunk)] += 1
+            with self.app.producer_or_acquire() as producer:
+                for job_id, campaign in to_send:
+                    enqueue_dial(self.app, job_id, campaign.trunk, producer)
+                    sent[(campaign.name, campaign.trunk)] += 1
         except Exception:  # kombu's errors vary by transport; whatever it is, the reaper recovers
             log.exception("sending dial messages failed after %d of %d; the reaper will re-send the rest",
                           sum(sent.values()), len(to_send))
