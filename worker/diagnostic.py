@@ -1,7 +1,18 @@
 """``dialer call``: one call through a trunk's variants, shown as a SIP ladder.
 
 The same code path as a real dial (worker.dialing.dial_number), minus Postgres
-and Redis, so what an operator sees here is what a campaign would do.
+and Redis, so what an operator sees here is what a campaign would do::
+
+    REGISTER sip:127.0.0.1:5060 -> 401 -> 200 OK
+    INVITE sip:13900001111@127.0.0.1:5060 [national] -> 407 -> 404 Not Found => not_found
+    INVITE sip:8613900001111@127.0.0.1:5060 [cc] -> 407 -> 404 Not Found => not_found
+    INVITE sip:+8613900001111@127.0.0.1:5060 [e164] -> 407 -> 100 180 200 OK => answered
+    outcome: answered
+
+Each ``->`` step is a response pjsua handled: first the digest challenges it
+answered with credentials (the agent's ``challenges``), then the provisional
+responses and the final one. ``--json`` carries the same facts. Neither ever
+holds the password or a digest header: only codes and reason phrases.
 """
 
 from __future__ import annotations
@@ -13,24 +24,49 @@ from shared.numbers import DialVariant
 from shared.settings import Trunk
 from worker.dialing import Try, dial_number
 from worker.runtime import account_for
-from worker.sip import RegistrationResult, SipAgent
+from worker.sip import CallResult, RegistrationResult, SipAgent
 
 
-def _registration(result: RegistrationResult | None) -> dict[str, Any]:
+def registration_record(registrar: str, result: RegistrationResult | None) -> dict[str, Any]:
+    """The REGISTER step as JSON-ready data (``registrar`` is the URI, never credentials)."""
     if result is None:
-        return {"status": None, "reason": "registration disabled", "registered": False}
-    return {"status": result.status, "reason": result.reason, "registered": result.registered,
-            "expires_s": result.expires_s}
+        return {"registrar": registrar, "status": None, "reason": "registration disabled", "registered": False,
+                "challenges": []}
+    return {"registrar": registrar, "status": result.status, "reason": result.reason,
+            "registered": result.registered, "challenges": list(result.challenges), "expires_s": result.expires_s}
+
+
+def registration_line(registrar: str, result: RegistrationResult | None) -> str:
+    """``REGISTER sip:host:port -> 401 -> 200 OK``."""
+    if result is None:
+        return f"REGISTER {registrar} -> skipped (registration disabled)"
+    final = f"{result.status} {result.reason}".strip()
+    return " -> ".join([f"REGISTER {registrar}", *(str(code) for code in result.challenges), final])
 
 
 def try_record(done: Try) -> dict[str, Any]:
+    """One INVITE as JSON-ready data."""
     r = done.result
     return {
         "variant": done.variant.kind.value, "digits": done.variant.digits, "uri": r.uri, "call_id": r.call_id,
-        "provisional": [code for code, _ in r.provisional], "status": r.status, "reason": r.reason,
-        "error": r.error, "outcome": done.outcome.value, "ring_timeout_fired": r.ring_timeout_fired,
-        "setup_s": r.setup_s, "talk_s": r.talk_s if r.answered else None, "hangup_by": r.hangup_by,
+        "challenges": list(r.challenges), "provisional": [code for code, _ in r.provisional],
+        "status": r.status, "reason": r.reason, "error": r.error, "outcome": done.outcome.value,
+        "ring_timeout_fired": r.ring_timeout_fired, "setup_s": r.setup_s,
+        "talk_s": r.talk_s if r.answered else None, "hangup_by": r.hangup_by,
     }
+
+
+def _final_step(r: CallResult) -> str:
+    """``100 180 200 OK``: the provisional codes, then the final response (and what went wrong)."""
+    final = " ".join([*(str(code) for code, _ in r.provisional), f"{r.status} {r.reason}".strip()])
+    return f"{final} ({r.error})" if r.error else final
+
+
+def try_line(done: Try) -> str:
+    """``INVITE sip:... [e164] -> 407 -> 100 180 200 OK => answered``."""
+    r = done.result
+    steps = [f"INVITE {r.uri} [{done.variant.kind.value}]", *(str(code) for code in r.challenges), _final_step(r)]
+    return f"{' -> '.join(steps)} => {done.outcome.value}"
 
 
 def run_diagnostic_call(
@@ -43,22 +79,22 @@ def run_diagnostic_call(
 ) -> dict[str, Any]:
     """Register, dial, hang up; return the ladder as a dict (and print it line by line if ``echo``)."""
     say = echo or (lambda _line: None)
-    agent = SipAgent(account_for(trunk))
+    account = account_for(trunk)
+    registrar = account.registrar_uri()
+    agent = SipAgent(account)
     try:
         registration = agent.start()
-        reg = _registration(registration)
-        say(f"REGISTER {trunk.registrar} ({trunk.transport}) -> {reg['status']} {reg['reason']}")
+        reg = registration_record(registrar, registration)
+        say(registration_line(registrar, registration))
         if registration is not None and not registration.registered:
-            say("outcome: auth_failed (the trunk refused our credentials: check username, password, realm)"
-                if registration.auth_rejected else f"outcome: registration failed ({reg['reason']})")
-            return {"registration": reg, "attempts": [], "outcome": "auth_failed"
-                    if registration.auth_rejected else "transient"}
+            if registration.auth_rejected:
+                say("outcome: auth_failed (the trunk refused our credentials: check username, password, realm)")
+                return {"registration": reg, "attempts": [], "outcome": "auth_failed"}
+            say(f"outcome: transient (registration failed: {registration.status} {registration.reason})")
+            return {"registration": reg, "attempts": [], "outcome": "transient"}
 
         def show(done: Try) -> None:
-            r = done.result
-            ladder = " ".join(str(code) for code, _ in r.provisional)
-            say(f"INVITE {r.uri} [{done.variant.kind.value}] -> {ladder + ' ' if ladder else ''}"
-                f"{r.status} {r.reason}{' (' + r.error + ')' if r.error else ''} => {done.outcome.value}")
+            say(try_line(done))
 
         report = dial_number(agent, variants, ring_timeout_s=ring_timeout_s, hold_s=hold_s, on_try=show)
         say(f"outcome: {report.outcome.value}")

@@ -56,12 +56,12 @@ def agent_factory() -> Iterator[AgentFactory]:
 
 
 def test_register_answers_401_challenge_with_digest(sipp_uas: Sipp, agent_factory: AgentFactory) -> None:
-    """A registrar's 401 is answered with a correct digest and the account ends up registered."""
+    """A registrar's 401 is answered with a correct digest, reported as a challenge, and we are registered."""
     peer = sipp_uas("registrar_auth")
     agent = agent_factory(account_for(peer))
     result = agent.start()
     assert result is not None
-    assert (result.status, result.registered) == (200, True)
+    assert (result.status, result.registered, result.challenges) == (200, True, (401,))
     assert agent.is_registered and agent.registration == result
     assert result.expires_s == 300
     registers = peer.received("REGISTER")
@@ -75,7 +75,7 @@ def test_wrong_password_is_reported_not_retried(sipp_uas: Sipp, agent_factory: A
     agent = agent_factory(account_for(peer, password="wrong-fake-secret"))
     result = agent.start()
     assert result is not None
-    assert (result.status, result.registered, result.auth_rejected) == (403, False, True)
+    assert (result.status, result.registered, result.auth_rejected, result.challenges) == (403, False, True, (401,))
     assert not agent.is_registered
     assert agent.next_register_in_s is None
     agent.stop()
@@ -120,6 +120,7 @@ def test_invite_407_is_answered_with_credentials(sipp_uas: Sipp, agent_factory: 
     assert agent.start() is None
     result = agent.call(agent.uri_for("+8613900001111"))
     assert (result.status, result.answered, result.hangup_by, result.error) == (200, True, "local", None)
+    assert result.challenges == (407,)
     invites = peer.received("INVITE")
     assert len(invites) == 2
     assert invites[0].header("Proxy-Authorization") is None
@@ -141,6 +142,7 @@ def test_number_plan_rejects_national_forms_and_answers_plus86(
         assert (r.status, r.reason, r.answered, r.rang, r.hangup_by, r.error) == (
             404, "Not Found", False, False, "remote", None
         )
+    assert [r.challenges for r in results.values()] == [(407,)] * 3  # each call met its own 407
     ok = results["+8613900001111"]
     assert ok.answered and ok.rang and [code for code, _ in ok.provisional] == [100, 180]
     assert ok.invite_at <= ok.first_provisional_at <= ok.answer_at <= ok.end_at  # type: ignore[operator]
@@ -158,6 +160,18 @@ def test_busy(sipp_uas: Sipp, agent_factory: AgentFactory) -> None:
     r = agent.call(agent.uri_for("+8613900001111"))
     assert (r.status, r.reason, r.answered, r.hangup_by, r.error) == (486, "Busy Here", False, "remote", None)
     assert [code for code, _ in r.provisional] == [100]
+    assert r.challenges == ()  # nothing challenged, nothing invented
+
+
+def test_challenges_are_not_observed_when_switched_off(sipp_uas: Sipp, agent_factory: AgentFactory) -> None:
+    """observe_challenges=False: the same 401 and 407 are still answered, just not reported."""
+    peer = sipp_uas("carrier")
+    agent = agent_factory(account_for(peer), observe_challenges=False)
+    reg = agent.start()
+    assert reg is not None and (reg.registered, reg.challenges) == (True, ())
+    r = agent.call(agent.uri_for("+8613900001111"))
+    assert (r.answered, r.challenges) == (True, ())
+    assert peer.sent_statuses("REGISTER")[:2] == [401, 200] and peer.sent_statuses()[0] == 407
 
 
 def test_redirect_is_reported_not_followed(sipp_uas: Sipp, agent_factory: AgentFactory) -> None:
@@ -290,8 +304,9 @@ def test_tcp_transport(sipp_uas: Sipp, agent_factory: AgentFactory) -> None:
     peer = sipp_uas("carrier", transport="tcp")
     agent = agent_factory(account_for(peer, transport="tcp"))
     reg = agent.start()
-    assert reg is not None and reg.registered
-    assert agent.call(agent.uri_for("+8613900005555")).answered
+    assert reg is not None and (reg.registered, reg.challenges) == (True, (401,))
+    r = agent.call(agent.uri_for("+8613900005555"))
+    assert (r.answered, r.challenges) == (True, (407,))
     assert all(";transport=tcp" in (m.request_uri or "") for m in peer.received("INVITE"))
 
 
@@ -326,4 +341,5 @@ def test_password_never_appears_in_logs_output_or_reprs(
     out, err = capfd.readouterr()
     texts = [caplog.text, out, err, repr(account), str(account), repr(agent), repr(reg), repr(result)]
     assert all(SECRET not in text for text in texts)
-    assert result.answered  # the password was used, just never shown
+    assert all("Authorization:" not in text and "response=" not in text for text in texts)  # nor our digest
+    assert result.answered and result.challenges == (407,)  # the password was used, just never shown

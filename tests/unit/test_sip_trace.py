@@ -109,6 +109,36 @@ def test_challenge_then_answer_keeps_the_answer() -> None:
     assert (trace.result().status, trace.result().answered) == (200, True)
 
 
+def test_resent_invite_records_the_challenge_it_answered() -> None:
+    """INVITE, 407, INVITE again with credentials, 404: challenges (407,), status the 404."""
+    trace = CallTrace(URI, T0)
+    trace.on_invite_sent(27119, None)
+    trace.on_invite_sent(27120, 407)
+    trace.on_response(404, "Not Found", at(8))
+    trace.on_disconnected(404, "Not Found", at(8))
+    r = trace.result()
+    assert (r.challenges, r.status, r.error) == ((407,), 404, None)
+
+
+def test_first_invite_and_unchallenged_calls_have_no_challenges() -> None:
+    """A challenge code offered with the very first INVITE, or no re-send at all, records nothing."""
+    trace = CallTrace(URI, T0)
+    trace.on_invite_sent(1, 407)  # cannot be: nothing was sent before it
+    trace.on_response(200, "OK", at(5))
+    trace.on_invite_sent(2, 401)  # a re-INVITE challenged inside the answered call
+    trace.on_disconnected(200, "Normal call clearing", at(9))
+    assert trace.result().challenges == ()
+
+
+def test_two_challenges_are_kept_in_order() -> None:
+    """A proxy's 407 then the callee's 401 (each answered): both, in the order pjsua met them."""
+    trace = CallTrace(URI, T0)
+    for cseq, challenge in ((10, None), (11, 407), (12, 401)):
+        trace.on_invite_sent(cseq, challenge)
+    trace.on_response(200, "OK", at(5))
+    assert trace.result(now=at(6)).challenges == (407, 401)
+
+
 def test_agent_stopped_mid_call_is_reported() -> None:
     """An explicit error (agent stopped) wins over a missing end, and end_at falls back to now."""
     trace = CallTrace(URI, T0)

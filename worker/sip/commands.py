@@ -21,6 +21,7 @@ class AgentLimits:
     slot_wait_s: float
     poll_ms: int
     log_level: int
+    observe_challenges: bool = True
 
 
 @dataclass(eq=False)

@@ -94,13 +94,20 @@ class SipAccountConfig:
 
 @dataclass(frozen=True)
 class RegistrationResult:
-    """The outcome of the latest REGISTER transaction (or un-REGISTER)."""
+    """The outcome of the latest REGISTER transaction (or un-REGISTER).
+
+    ``challenges`` are the 401/407 responses pjsua answered with credentials
+    on the way to ``status``, in order: ``(401,)`` for a registrar that
+    challenges and then accepts (or, after a wrong password, answers 403).
+    Codes only: the challenge and our digest stay inside pjsua.
+    """
 
     status: int
     reason: str
     registered: bool
     expires_s: int
     at: datetime
+    challenges: tuple[int, ...] = ()
 
     @property
     def auth_rejected(self) -> bool:
@@ -118,7 +125,10 @@ class CallResult:
     caller can tell "the trunk said 503" from "nothing answered".
     ``first_provisional_at`` is the first 1xx of any kind (100 included);
     ``post_dial_delay_s`` counts to the first 18x only, since 100 Trying is
-    hop-by-hop and says nothing about the callee.
+    hop-by-hop and says nothing about the callee. ``challenges`` are the
+    401/407s pjsua answered by re-sending the INVITE with credentials, e.g.
+    ``(407,)`` (codes only; a challenge pjsua could not answer is the final
+    ``status`` instead).
     """
 
     uri: str
@@ -133,6 +143,7 @@ class CallResult:
     hangup_by: HangupBy
     ring_timeout_fired: bool
     error: str | None
+    challenges: tuple[int, ...] = ()
 
     @property
     def rang(self) -> bool:

@@ -9,7 +9,12 @@ wheel alive (measured, see DESIGN.md):
 * callbacks only record facts (into a :class:`CallTrace` or a mailbox list)
   and never raise: an exception escaping a SWIG director aborts the process;
 * no reference cycles through pjsua objects, so a Call or Account is freed
-  by refcount on the SIP thread, never by the cyclic GC on some other thread.
+  by refcount on the SIP thread, never by the cyclic GC on some other thread;
+* pjsua's log goes to a :class:`PjLogTap` at level 5 with message logging
+  off: it reads the per-response summaries for the digest challenges pjsua
+  answers itself (:mod:`worker.sip.responses` says why that is the safe
+  hook) and forwards lines at or below the agent's ``log_level`` to Python
+  logging, so they pass the secret-redacting filter.
 """
 
 from __future__ import annotations
@@ -23,9 +28,15 @@ from typing import Any
 import pjsua2 as pj
 
 from worker.sip.config import SipAccountConfig
+from worker.sip.responses import ResponseLog, request_cseq
 from worker.sip.trace import CallTrace
 
 log = logging.getLogger("worker.sip")
+pj_log = logging.getLogger("worker.sip.pjsua")
+
+# pjsip logs each received response's summary at level 5; nothing above it is needed.
+TAP_LEVEL = 5
+_PJ_TO_PY_LEVEL = {0: logging.CRITICAL, 1: logging.ERROR, 2: logging.WARNING, 3: logging.INFO}
 
 PJ_ETOOMANY = 70010  # pj/errno.h: PJ_ERRNO_START_STATUS + 10
 MAX_CALLS_CAP = 4  # compiled into the wheel (PJSUA_MAX_CALLS); more is clamped
@@ -50,19 +61,50 @@ class RegEvent:
     expires_s: int
     active: bool
     at: datetime
+    challenges: tuple[int, ...] = ()
+
+
+class PjLogTap(pj.LogWriter):  # type: ignore[misc]  # pjsua2 ships no type information
+    """pjsua's log writer: feeds every line to the ResponseLog, forwards the important ones.
+
+    Runs on the SIP thread only (see :mod:`worker.sip.responses`). The
+    Endpoint deletes its writer in libDestroy, so :func:`open_endpoint` hands
+    this object over with ``__disown__`` and keeps no reference of its own.
+    """
+
+    def __init__(self, responses: ResponseLog | None, forward_level: int) -> None:
+        super().__init__()
+        self._responses = responses
+        self._forward_level = forward_level
+
+    def write(self, entry: Any) -> None:
+        # About a hundred lines per call pass here: keep the common path to two lookups.
+        try:
+            line: str = entry.msg
+            if self._responses is not None:
+                self._responses.feed(line)
+            if self._forward_level > 0:
+                level = int(entry.level)
+                if level <= self._forward_level:
+                    pj_log.log(_PJ_TO_PY_LEVEL.get(level, logging.DEBUG), "%s", line.rstrip())
+        except Exception:  # an exception escaping a director callback aborts the process
+            log.debug("pjsua log line dropped", exc_info=True)
 
 
 class PjAccount(pj.Account):  # type: ignore[misc]  # pjsua2 ships no type information
     """Account whose registration reports land in a plain list the SIP loop drains."""
 
-    def __init__(self, mailbox: list[RegEvent]) -> None:
+    def __init__(self, mailbox: list[RegEvent], responses: ResponseLog) -> None:
         super().__init__()
         self._mailbox = mailbox
+        self._responses = responses
 
     def onRegState(self, prm: Any) -> None:
         try:
             active = bool(self.getInfo().regIsActive)
-            event = RegEvent(int(prm.code), str(prm.reason), int(prm.expiration), active, utcnow())
+            code = int(prm.code)
+            challenges = self._responses.take_register_challenges(code)
+            event = RegEvent(code, str(prm.reason), int(prm.expiration), active, utcnow(), challenges)
             self._mailbox.append(event)
         except Exception:  # an exception escaping a director callback aborts the process
             log.exception("onRegState failed")
@@ -88,6 +130,22 @@ def _invite_response(event: Any) -> tuple[int, str] | None:
     return None
 
 
+def _invite_sent(event: Any) -> int | None:
+    """The CSeq of the INVITE this event says we just sent (a new UAC transaction), if any."""
+    if event.type != pj.PJSIP_EVENT_TSX_STATE:
+        return None
+    tsx_event = event.body.tsxState
+    tsx = tsx_event.tsx
+    if (
+        tsx_event.type == pj.PJSIP_EVENT_TX_MSG
+        and tsx.role == pj.PJSIP_ROLE_UAC
+        and tsx.method == "INVITE"
+        and tsx.state == pj.PJSIP_TSX_STATE_CALLING
+    ):
+        return request_cseq(str(tsx_event.src.tdata.info))
+    return None
+
+
 def _error_hint(event: Any) -> str | None:
     """'timeout' / 'transport error' when the event says no response came."""
     if event.type != pj.PJSIP_EVENT_TSX_STATE:
@@ -103,12 +161,18 @@ def _error_hint(event: Any) -> str | None:
 class PjCall(pj.Call):  # type: ignore[misc]  # pjsua2 ships no type information
     """Outgoing call that writes what happens into its :class:`CallTrace`."""
 
-    def __init__(self, account: PjAccount, trace: CallTrace) -> None:
+    def __init__(self, account: PjAccount, trace: CallTrace, responses: ResponseLog) -> None:
         super().__init__(account)
         self.trace = trace
+        self._responses = responses
 
     def onCallTsxState(self, prm: Any) -> None:
         try:
+            sent = _invite_sent(prm.e)
+            if sent is not None:
+                previous = self.trace.invite_cseq
+                challenge = None if previous is None else self._responses.invite_challenge(previous)
+                self.trace.on_invite_sent(sent, challenge)
             response = _invite_response(prm.e)
             if response is not None:
                 self.trace.on_response(*response, utcnow())
@@ -130,18 +194,22 @@ class PjCall(pj.Call):  # type: ignore[misc]  # pjsua2 ships no type information
             log.exception("onCallState failed")
 
 
-def endpoint_config(max_calls: int, log_level: int) -> Any:
+def endpoint_config(max_calls: int, log_level: int, writer: PjLogTap, *, tap: bool) -> Any:
     cfg = pj.EpConfig()
     cfg.uaConfig.threadCnt = 0
     cfg.uaConfig.mainThreadOnly = True
     cfg.uaConfig.maxCalls = max(1, min(max_calls, MAX_CALLS_CAP))
     cfg.uaConfig.userAgent = "sip-dialer"
     cfg.medConfig.threadCnt = 0
-    # Errors (and warnings at 2) only; message logging off, so no SIP message,
-    # and no Authorization header, is ever printed by pjsua.
-    cfg.logConfig.level = log_level
-    cfg.logConfig.consoleLevel = log_level
+    # Level 5 for the response summaries the tap reads; it forwards only lines
+    # at or below log_level (errors, and warnings at 2). Message logging off,
+    # so no SIP message, and no Authorization header, is ever logged by pjsua.
+    level = max(log_level, TAP_LEVEL) if tap else log_level
+    cfg.logConfig.level = level
+    cfg.logConfig.consoleLevel = level  # pjsua hands the writer only lines up to this level
     cfg.logConfig.msgLogging = 0
+    cfg.logConfig.decor = pj.PJ_LOG_HAS_SENDER
+    cfg.logConfig.writer = writer
     return cfg
 
 
@@ -165,13 +233,21 @@ def _quiet_pjlib(level: int) -> None:
         log.debug("pj_log_set_level unavailable; pjlib start-up lines may appear on stderr")
 
 
-def open_endpoint(account: SipAccountConfig, *, max_calls: int, log_level: int) -> tuple[Any, str]:
-    """Create, configure and start the process's Endpoint; returns it and its SIP address."""
+def open_endpoint(
+    account: SipAccountConfig, *, max_calls: int, log_level: int, responses: ResponseLog | None
+) -> tuple[Any, str]:
+    """Create, configure and start the process's Endpoint; returns it and its SIP address.
+
+    Log lines reach ``responses`` from libInit until libDestroy; with None,
+    pjsua logs only up to ``log_level`` and no challenge is observed.
+    """
     _quiet_pjlib(log_level)
     ep = pj.Endpoint()
     ep.libCreate()
     try:
-        ep.libInit(endpoint_config(max_calls, log_level))
+        writer = PjLogTap(responses, log_level)
+        writer.__disown__()  # libDestroy deletes the writer; Python must not delete it again
+        ep.libInit(endpoint_config(max_calls, log_level, writer, tap=responses is not None))
         tid = ep.transportCreate(_TRANSPORT_TYPES[account.transport], transport_config(account))
         ep.audDevManager().setNullDev()
         ep.libStart()

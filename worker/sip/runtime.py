@@ -40,6 +40,7 @@ from worker.sip.commands import (
 from worker.sip.config import RegistrationResult, SipAccountConfig
 from worker.sip.errors import AgentStopped
 from worker.sip.pacing import EvenPacer, registration_backoff
+from worker.sip.responses import ResponseLog
 from worker.sip.trace import CallTrace
 
 log = logging.getLogger("worker.sip")
@@ -80,6 +81,7 @@ class SipRuntime:
         self._ep: Any = None
         self._acc: pjo.PjAccount | None = None
         self._reg_mailbox: list[pjo.RegEvent] = []
+        self._responses = ResponseLog()  # the challenges pjsua answers itself, from its log
         self._reg_waiters: list[Future[RegistrationResult]] = []
         self._reg_failures = 0
         self.reg_retry_at: float | None = None
@@ -114,11 +116,14 @@ class SipRuntime:
 
     def _open(self, first_registration: Future[RegistrationResult] | None) -> None:
         self._ep, self.local_address = pjo.open_endpoint(
-            self.account, max_calls=self._max_calls, log_level=self.limits.log_level
+            self.account,
+            max_calls=self._max_calls,
+            log_level=self.limits.log_level,
+            responses=self._responses if self.limits.observe_challenges else None,
         )
         if first_registration is not None:
             self._reg_waiters.append(first_registration)
-        self._acc = pjo.PjAccount(self._reg_mailbox)
+        self._acc = pjo.PjAccount(self._reg_mailbox, self._responses)
         self._acc.create(pjo.account_config(self.account))
         log.info("SIP agent for trunk %s listening on %s", self.account.name, self.local_address)
 
@@ -253,6 +258,7 @@ class SipRuntime:
                 registered=ev.active and 200 <= ev.code < 300,
                 expires_s=ev.expires_s,
                 at=ev.at,
+                challenges=ev.challenges,
             )
             self.registration = result
             if result.registered or self._stopping:
@@ -314,7 +320,7 @@ class SipRuntime:
         if req.future.done() or not (req.future.running() or req.future.set_running_or_notify_cancel()):
             return True  # cancelled by the caller while waiting
         trace = CallTrace(req.uri, pjo.utcnow())
-        call = pjo.PjCall(self._acc, trace)
+        call = pjo.PjCall(self._acc, trace, self._responses)
         try:
             call.makeCall(req.uri, pjo.new_call_param())
         except pjo.PjError as exc:

@@ -1,9 +1,11 @@
 """Turns the events of one outgoing call into a :class:`CallResult`.
 
-pjsua reports a call as a stream of transaction events (each response to our
-INVITE) and state changes (CONFIRMED, DISCONNECTED). Folding them into a
-result is pure logic, kept here so it can be tested without a SIP stack and so
-the pjsua callbacks stay one-liners.
+pjsua reports a call as a stream of transaction events (each INVITE we send,
+each response to it) and state changes (CONFIRMED, DISCONNECTED). Folding
+them into a result is pure logic, kept here so it can be tested without a SIP
+stack and so the pjsua callbacks stay one-liners. The digest challenges pjsua
+answers itself never arrive as events; they are inferred where pjsua re-sends
+the INVITE (see :mod:`worker.sip.responses`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ class CallTrace:
         self.end_at: datetime | None = None
         self.local_hangup = False
         self.ring_timeout_fired = False
+        self.invite_cseq: int | None = None  # of the INVITE last sent
+        self.challenges: list[int] = []
         self._final: tuple[int, str] | None = None
         self._last: tuple[int, str] = (0, "")
         self._error_hint: str | None = None
@@ -39,6 +43,17 @@ class CallTrace:
     @property
     def answered(self) -> bool:
         return self.answer_at is not None
+
+    def on_invite_sent(self, cseq: int, challenge: int | None) -> None:
+        """An INVITE went out: the first, or pjsua's re-send after ``challenge`` (401/407).
+
+        Only a re-send before any final response counts: a challenge to a
+        re-INVITE inside an answered call is no part of setting it up.
+        """
+        if (challenge is not None and self.invite_cseq is not None
+                and self._final is None and self.answer_at is None):
+            self.challenges.append(challenge)
+        self.invite_cseq = cseq
 
     def on_response(self, code: int, reason: str, at: datetime) -> None:
         """A response to our INVITE arrived from the peer."""
@@ -128,4 +143,5 @@ class CallTrace:
             hangup_by=hangup_by,
             ring_timeout_fired=self.ring_timeout_fired,
             error=err,
+            challenges=tuple(self.challenges),
         )
