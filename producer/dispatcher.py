@@ -43,7 +43,7 @@ from celery import Celery
 from producer import reaper
 from producer.pacing import Pacer, TrunkThrottle, campaign_limit, fleet_limit, trunk_limit
 from producer.reaper import ReaperConfig
-from shared.metrics import CAMPAIGN_OPEN, DISPATCHED, JOBS, QUEUE_DEPTH
+from shared.metrics import CAMPAIGN_OPEN, DISPATCHED, JOBS, QUEUE_DEPTH, REQUEUED, WORKER_LOST
 from shared.queue import dial_queue, enqueue_dial
 from shared.schedule import CallingWindow
 from shared.settings import DEFAULT_TRUNK, Settings, Trunk
@@ -206,6 +206,11 @@ class Dispatcher:
         seen: set[str] = set()
         for (cid, name, trunk, windows, days, tz, start_at, end_at, max_conc, cps,
              healthy, row_conc, row_cps) in self.conn.execute(_RUNNING).fetchall():
+            if name not in self._gauged_open:
+                # Start this campaign's counters at 0 so increase() sees its first loss or requeue.
+                WORKER_LOST.labels(campaign=name).inc(0)
+                REQUEUED.labels(campaign=name).inc(0)
+                DISPATCHED.labels(campaign=name, trunk=trunk).inc(0)
             seen.add(name)
             self._queues.add(dial_queue(trunk))
             window = _window(windows, days, tz)

@@ -33,7 +33,7 @@ class WorkerRuntime:
     settings: Settings
     trunk: Trunk
     name: str
-    pool: ConnectionPool  # type: ignore[type-arg]
+    pool: ConnectionPool
     redis: redis.Redis
     agent: SipAgent
     gate: RegistrationGate | None = None
@@ -118,8 +118,14 @@ def start(
         account_for(trunk, settings.sip_local_port),
         max_calls=settings.calls_per_process,
         max_call_starts_per_s=settings.call_starts_per_s,
+        # The ladder of challenges is for `dialer call`; on the fleet it costs ~1.3 ms CPU per call.
+        observe_challenges=False,
     )
     up = metrics.REGISTRATION_UP.labels(trunk.name, worker_name)
+    # Counters start at 0 for this trunk, so rate() and increase() see their first event.
+    for result in ("ok", "auth_failed", "error"):
+        metrics.REGISTRATIONS.labels(trunk.name, result).inc(0)
+    metrics.DUPLICATE_DELIVERIES.labels(trunk.name).inc(0)
     register_until_up(agent, trunk, attempts=register_attempts)
     up.set(1)
     metrics.TRUNK_HEALTHY.labels(trunk.name).set(1)
