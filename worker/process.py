@@ -59,13 +59,13 @@ def main(argv: list[str] | None = None) -> None:
     def resume_consuming() -> None:
         app.control.add_consumer(queue, destination=[hostname], reply=False)
 
-    @signals.worker_init.connect(weak=False)
+    @signals.worker_init.connect(weak=False)  # type: ignore[untyped-decorator]  # celery is untyped
     def _start(**_: Any) -> None:
         # Blocks until the trunk account is registered: nothing is consumed before.
         runtime.start(settings, trunk.name, name=f"{hostname}:{os.getpid()}",
                       stop_consuming=stop_consuming, resume_consuming=resume_consuming)
 
-    @signals.worker_shutdown.connect(weak=False)
+    @signals.worker_shutdown.connect(weak=False)  # type: ignore[untyped-decorator]  # celery is untyped
     def _stop(**_: Any) -> None:
         runtime.stop(grace_s=args.shutdown_grace)
 

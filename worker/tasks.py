@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 
 def register_tasks(app: Celery) -> None:
-    @app.task(name=DIAL_TASK, acks_late=True, ignore_result=True)  # type: ignore[misc]
+    @app.task(name=DIAL_TASK, acks_late=True, ignore_result=True)  # type: ignore[untyped-decorator]  # celery is untyped
     def dial(job_id: int) -> str:
         try:
             return run_dial_job(runtime.current(), int(job_id))
