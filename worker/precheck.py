@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from shared.schedule import CallingWindow
-
 from shared.errors import InvalidNumber
 from shared.numbers import NormalisedNumber, normalise, parse_number_types
+from shared.schedule import CallingWindow
 
 # A paused campaign's jobs are looked at again after this long.
 PAUSED_RECHECK = timedelta(minutes=1)
