@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from worker.sip import RegistrationResult
@@ -19,6 +20,10 @@ log = logging.getLogger(__name__)
 
 RETRY_MIN_S = 5.0
 RETRY_MAX_S = 120.0
+# A gate that stayed open this long starts its next recovery from RETRY_MIN_S again; one that closes
+# sooner (REGISTER works but INVITEs are still refused) keeps its longer delay, so a trunk whose account
+# lost the right to call costs one lead per growing interval, not one every few seconds.
+STABLE_AFTER_S = 600.0
 
 
 class RegistrationGate:
@@ -35,6 +40,8 @@ class RegistrationGate:
         self._resume_consuming = resume_consuming
         self._on_change = on_change
         self._open = True
+        self._opened_at = time.monotonic()
+        self._delay = RETRY_MIN_S
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self._thread: threading.Thread | None = None
@@ -49,6 +56,8 @@ class RegistrationGate:
             if not self._open:
                 return
             self._open = False
+            if time.monotonic() - self._opened_at > STABLE_AFTER_S:
+                self._delay = RETRY_MIN_S
             log.error("trunk registration lost (%s): this worker stops taking dial jobs", why)
             self._stop_consuming()
             if self._on_change:
@@ -62,7 +71,7 @@ class RegistrationGate:
             self._thread.join(timeout=5)
 
     def _recover(self) -> None:
-        delay = RETRY_MIN_S
+        delay = self._delay
         while not self._closed.wait(delay):
             try:
                 result = self._reregister()
@@ -72,6 +81,8 @@ class RegistrationGate:
             if result is not None and result.registered:
                 with self._lock:
                     self._open = True
+                    self._opened_at = time.monotonic()
+                    self._delay = min(delay * 2, RETRY_MAX_S)
                     self._resume_consuming()
                     if self._on_change:
                         self._on_change(True)

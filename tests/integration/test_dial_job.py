@@ -207,3 +207,24 @@ def test_outside_calling_window_is_postponed_uncounted(
     job = job_row(db, job_id)
     assert (job["status"], job["attempts"], job["later"]) == ("pending", 0, True)
     assert peer.received("INVITE") == []
+
+
+def test_auth_failure_on_invite_flags_the_trunk_and_stops_consuming(
+    db: psycopg.Connection[Any], sipp_uas: Any, worker_runtime: RuntimeFactory
+) -> None:
+    """403 on INVITE: re-register once, retry once, then fail auth_failed, flag the trunk, close the gate."""
+    from worker.job_runner import NotRegistered
+
+    peer = sipp_uas("invite_forbidden")
+    rt = worker_runtime(peer)
+    job_id = queue_job(db)
+    assert run_dial_job(rt, job_id) == "auth_failed"
+    assert [(r[0], r[2], r[3]) for r in cdr_rows(db, job_id)] == [(0, 403, "auth_failed"), (1, 403, "auth_failed")]
+    assert (job_row(db, job_id)["status"], job_row(db, job_id)["outcome"]) == ("failed", "auth_failed")
+    assert db.execute("SELECT healthy FROM trunks WHERE name = 'default'").fetchone() == (False,)
+    assert rt.gate is not None and not rt.gate.is_open
+    [second] = add_jobs(db, create_campaign(db, name="second"), ["+8613900002222"], status="queued")
+    with pytest.raises(NotRegistered):
+        run_dial_job(rt, second)
+    assert job_row(db, second)["status"] == "queued", "the message goes back to the queue; the job is untouched"
+    assert len(peer.received("INVITE")) == 2
