@@ -59,7 +59,8 @@ def run_dial_job(rt: WorkerRuntime, job_id: int) -> str:
 
     def claim() -> store.ClaimedJob | None:
         with rt.pool.connection() as conn:
-            return store.claim(conn, job_id, rt.name, LEASE_EXTRA_S + rt.settings.lease_grace_s)
+            # The reaper waits lease_grace_s past the lease; the lease itself covers only the call.
+            return store.claim(conn, job_id, rt.name, LEASE_EXTRA_S)
 
     job = _db_retry(CLAIM_PATIENCE_S)(claim)
     if job is None:

@@ -16,6 +16,7 @@ import argparse
 import logging
 import os
 import socket
+import threading
 from typing import Any
 
 from celery import signals
@@ -30,7 +31,15 @@ log = logging.getLogger(__name__)
 
 
 def node_name(trunk: str, index: int) -> str:
-    return f"dialer{index}-{trunk}@{socket.gethostname()}"
+    """Unique per process: the registration gate's remote control must reach this process alone."""
+    return f"dialer{index}-{trunk}-{os.getpid()}@{socket.gethostname()}"
+
+
+def _stop_agent(grace_s: float) -> None:
+    try:
+        runtime.current().agent.stop(grace_s=grace_s)
+    except RuntimeError:
+        pass  # not started: nothing is live
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -62,8 +71,19 @@ def main(argv: list[str] | None = None) -> None:
     @signals.worker_init.connect(weak=False)  # type: ignore[untyped-decorator]  # celery is untyped
     def _start(**_: Any) -> None:
         # Blocks until the trunk account is registered: nothing is consumed before.
-        runtime.start(settings, trunk.name, name=f"{hostname}:{os.getpid()}",
-                      stop_consuming=stop_consuming, resume_consuming=resume_consuming)
+        try:
+            runtime.start(settings, trunk.name, name=f"{hostname}:{os.getpid()}",
+                          stop_consuming=stop_consuming, resume_consuming=resume_consuming)
+        except Exception:
+            # Celery would go on consuming without a runtime; exit and let the supervisor restart us.
+            log.exception("worker runtime failed to start; exiting for the supervisor to restart")
+            os._exit(3)
+
+    @signals.worker_shutting_down.connect(weak=False)  # type: ignore[untyped-decorator]  # celery is untyped
+    def _drain(**_: Any) -> None:
+        # Celery stops consuming and waits for running tasks; the agent lets live calls run for the
+        # grace, then hangs up the rest, so every task returns and records its call before exit.
+        threading.Thread(target=_stop_agent, args=(args.shutdown_grace,), name="drain", daemon=True).start()
 
     @signals.worker_shutdown.connect(weak=False)  # type: ignore[untyped-decorator]  # celery is untyped
     def _stop(**_: Any) -> None:

@@ -44,6 +44,17 @@ UPDATE dial_jobs
  WHERE id = %(job_id)s AND status = 'dialing' AND worker = %(worker)s
 """
 
+# A Postgres outage longer than the lease lets the reaper record worker_lost for a call that in fact
+# ended; the real outcome wins as long as nobody has claimed the job again since (same attempt).
+_OVERRULE_LOST = """
+UPDATE dial_jobs
+   SET status = %(status)s, outcome = %(outcome)s, next_attempt_at = COALESCE(%(next_at)s, next_attempt_at),
+       attempts = attempts + %(attempts_delta)s, lease_until = NULL, worker = NULL,
+       last_status = COALESCE(%(last_status)s, last_status), updated_at = now()
+ WHERE id = %(job_id)s AND outcome = 'worker_lost' AND attempts = %(attempt)s
+   AND status IN ('retry_wait', 'failed', 'queued')
+"""
+
 _INSERT_TRY = """
 INSERT INTO call_attempts (job_id, campaign_id, attempt, try_index, trunk, variant, dialled_uri, sip_call_id,
                            status_code, reason, provisional, invite_at, first_provisional_at, answer_at, end_at,
@@ -131,20 +142,24 @@ def finish(
     *,
     undo_attempt: bool = False,
 ) -> bool:
-    """Write the tries and the job's new state atomically; False if the lease was lost meanwhile.
+    """Write the tries and the job's new state atomically; False if the job moved on meanwhile.
+
+    When the reaper already recorded this attempt as ``worker_lost`` (a long
+    Postgres outage outlived the lease) and nobody claimed the job since, the
+    real outcome replaces it, so an answered person is not called again.
 
     ``undo_attempt`` gives the attempt back (a pre-dial check stopped it before any INVITE).
     """
     last_status = next((t.status for t in reversed(tries) if t.status), None)
+    params = {"status": decision.status.value, "outcome": decision.outcome.value, "next_at": decision.next_attempt_at,
+              "attempts_delta": -1 if undo_attempt else 0, "last_status": last_status,
+              "job_id": job.job_id, "worker": worker, "attempt": job.attempt}
     with conn.transaction():
         for row in tries:
             conn.execute(_INSERT_TRY, _try_params(job, worker, row))
-        updated = conn.execute(
-            _FINISH,
-            {"status": decision.status.value, "outcome": decision.outcome.value, "next_at": decision.next_attempt_at,
-             "attempts_delta": -1 if undo_attempt else 0, "last_status": last_status,
-             "job_id": job.job_id, "worker": worker},
-        ).rowcount
+        updated = conn.execute(_FINISH, params).rowcount
+        if updated == 0:
+            updated = conn.execute(_OVERRULE_LOST, params).rowcount
     return updated == 1
 
 

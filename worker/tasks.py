@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+import psycopg
 from celery import Celery
 from celery.exceptions import Reject
 
@@ -27,3 +28,8 @@ def register_tasks(app: Celery) -> None:
         except NotRegistered:
             log.warning("job %s: trunk not registered in this worker; message requeued", job_id)
             raise Reject("trunk not registered", requeue=True) from None
+        except psycopg.OperationalError:
+            # Before a claim nobody was called. After a call this comes only once its outcome waited
+            # RECORD_PATIENCE_S in vain; the reaper then records the attempt from its expired lease.
+            log.warning("job %s: Postgres unavailable; message requeued", job_id)
+            raise Reject("database unavailable", requeue=True) from None

@@ -12,11 +12,17 @@ from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool
 
 
-def open_pool(url: str, *, min_size: int = 1, max_size: int = 4, name: str = "dialer") -> ConnectionPool:
-    """Open a pool and wait until one connection works, so a bad URL fails at start."""
+def open_pool(
+    url: str, *, min_size: int = 1, max_size: int = 4, name: str = "dialer", wait: bool = True
+) -> ConnectionPool:
+    """Open a pool; with ``wait`` block until one connection works, so a bad URL fails at start.
+
+    A worker passes ``wait=False``: Postgres may be briefly away when it starts, and its
+    tasks already wait for the database (bounded) before claiming anything.
+    """
     pool: ConnectionPool[Connection[TupleRow]] = ConnectionPool(
         url, min_size=min_size, max_size=max_size, name=name, open=False,
         kwargs={"autocommit": False, "application_name": f"sip-dialer-{name}"},
     )
-    pool.open(wait=True, timeout=15)
+    pool.open(wait=wait, timeout=15)
     return pool
