@@ -96,7 +96,7 @@ def _pipeline(data: bytes, policy: NumberPolicy = CN) -> tuple[list[Accepted], l
         for batch in iter_batches(parsed.table.rows, parsed.columns, policy, size=7):
             rows += batch.rows
             rejects += batch.rejects
-            for line in batch.copy_text.decode().splitlines():
+            for line in filter(None, batch.copy_text.decode().split("\n")):  # COPY splits on \n only
                 number, e164, meta = line.split("\t")
                 json.loads(meta.replace("\\\\", "\\"))
                 accepted.append(Accepted(int(number), e164, meta))
