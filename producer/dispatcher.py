@@ -51,6 +51,7 @@ from shared.settings import DEFAULT_TRUNK, Settings, Trunk
 log = logging.getLogger(__name__)
 
 _LOCK_NAMESPACE = 0x5D1A  # pg advisory locks (int, int): this namespace, hashtext(trunk)
+_NUMBER_LOCK_NAMESPACE = 0x5D1B  # (this namespace, hashtext(e164)): one dispatcher decides a number at a time
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +156,11 @@ SELECT e164, count(*), min(at) FROM (
     UNION ALL
     SELECT e164, now() FROM dial_jobs WHERE e164 = ANY(%(numbers)s) AND status IN ('queued', 'dialing')
 ) calls GROUP BY e164
+"""
+# Per-number locks make the daily cap hold across dispatchers planning different trunks: a number
+# another dispatcher is deciding right now is skipped this tick (left due), never counted twice.
+_LOCK_NUMBERS = """
+SELECT n FROM unnest(%(numbers)s::text[]) AS n WHERE pg_try_advisory_xact_lock(%(ns)s, hashtext(n))
 """
 _POSTPONE = """
 UPDATE dial_jobs j SET next_attempt_at = v.at, updated_at = now()
@@ -267,7 +273,10 @@ class Dispatcher:
     def _apply_number_cap(self, rows: Sequence[tuple[int, str]], report: TickReport) -> list[int]:
         """Job ids whose number may be called once more today; postpones the others."""
         cap = self.config.max_calls_per_number_per_day
-        numbers = list({e164 for _id, e164 in rows})
+        wanted = sorted({e164 for _id, e164 in rows})
+        numbers = [n for (n,) in self.conn.execute(_LOCK_NUMBERS, {"numbers": wanted, "ns": _NUMBER_LOCK_NAMESPACE})]
+        mine = set(numbers)
+        rows = [(job_id, e164) for job_id, e164 in rows if e164 in mine]
         calls: dict[str, int] = {}
         oldest: dict[str, datetime] = {}
         for e164, count, first in self.conn.execute(_NUMBER_CALLS, {"numbers": numbers}):

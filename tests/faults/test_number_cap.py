@@ -49,9 +49,11 @@ def _race_dispatchers(rig: FaultRig, dispatchers: int) -> None:
         def waiting() -> bool:
             rows = rig.query("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
                              " AND application_name = 'sip-dialer-dispatch'")
-            return int(rows[0][0]) >= dispatchers
+            # The first dispatcher to lock a number blocks here holding it; the others skip that number
+            # (its lock is taken) rather than wait, so one waiter is the race at its tightest.
+            return int(rows[0][0]) >= 1
         try:
-            wait_until(waiting, 60, f"{dispatchers} dispatchers waiting to mark jobs queued")
+            wait_until(waiting, 60, "a dispatcher waiting to mark jobs queued")
         finally:
             gate.commit()
 
@@ -84,11 +86,6 @@ def test_one_dispatcher_keeps_the_cap_across_trunks(rig_factory: RigFactory) -> 
     _assert_capped(rig)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "producer/dispatcher.py applies the per-number cap (_apply_number_cap, _NUMBER_CALLS) inside a transaction "
-    "that holds only the trunk's advisory lock; two dispatchers planning two trunks at once each count the other's "
-    "uncommitted queued jobs as absent, so a number is queued once per campaign (4 > cap 3). Needs a lock per "
-    "number (e.g. pg_advisory_xact_lock on hashtext(e164) before counting) or one cap lock fleet-wide"))
 def test_two_dispatchers_keep_the_cap_across_trunks(rig_factory: RigFactory) -> None:
     """Two dispatchers plan the two trunks at the same moment: still at most 3 calls per number per day."""
     rig = rig_factory(trunk_max_concurrent=5000, trunk_max_cps=5000, extra_env=ROOMY)
