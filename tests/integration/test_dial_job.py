@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -19,7 +20,7 @@ from shared.settings import load_settings
 from tests.support.factories import add_jobs, create_campaign
 from tests.support.sipp import DEFAULT_KEYS, SippPeer
 from worker import runtime
-from worker.job_runner import run_dial_job
+from worker.job_runner import NotRegistered, run_dial_job
 from worker.runtime import WorkerRuntime
 
 pytestmark = pytest.mark.integration
@@ -198,8 +199,6 @@ def test_outside_calling_window_is_postponed_uncounted(
 ) -> None:
     peer = sipp_uas("answer_fast")
     rt = worker_runtime(peer)
-    from datetime import UTC, datetime, timedelta
-
     shanghai_hour = (datetime.now(UTC) + timedelta(hours=8)).hour
     closed = f"{(shanghai_hour + 2) % 24:02d}:00-{(shanghai_hour + 3) % 24:02d}:00"
     job_id = queue_job(db, windows=closed)
@@ -213,8 +212,6 @@ def test_auth_failure_on_invite_flags_the_trunk_and_stops_consuming(
     db: psycopg.Connection[Any], sipp_uas: Any, worker_runtime: RuntimeFactory
 ) -> None:
     """403 on INVITE: re-register once, retry once, then fail auth_failed, flag the trunk, close the gate."""
-    from worker.job_runner import NotRegistered
-
     peer = sipp_uas("invite_forbidden")
     rt = worker_runtime(peer)
     job_id = queue_job(db)

@@ -110,40 +110,35 @@ class PjAccount(pj.Account):  # type: ignore[misc]  # pjsua2 ships no type infor
             log.exception("onRegState failed")
 
 
+def _our_invite_tsx(event: Any, event_type: int) -> Any | None:
+    """The transaction event if ``event`` is ``event_type`` on an INVITE we sent (UAC), else None."""
+    if event.type != pj.PJSIP_EVENT_TSX_STATE:
+        return None
+    tsx_event = event.body.tsxState
+    tsx = tsx_event.tsx
+    if tsx_event.type == event_type and tsx.role == pj.PJSIP_ROLE_UAC and tsx.method == "INVITE":
+        return tsx_event
+    return None
+
+
 def _invite_response(event: Any) -> tuple[int, str] | None:
     """The response to our INVITE that this event delivered, if any.
 
     pjsua stops call callbacks once a call is DISCONNECTED, so the final
     non-2xx response is only seen here, in the DISCONNECTED state event.
     """
-    if event.type != pj.PJSIP_EVENT_TSX_STATE:
+    tsx_event = _our_invite_tsx(event, pj.PJSIP_EVENT_RX_MSG)
+    if tsx_event is None or tsx_event.tsx.statusCode < 100:
         return None
-    tsx_event = event.body.tsxState
-    tsx = tsx_event.tsx
-    if (
-        tsx_event.type == pj.PJSIP_EVENT_RX_MSG
-        and tsx.role == pj.PJSIP_ROLE_UAC
-        and tsx.method == "INVITE"
-        and tsx.statusCode >= 100
-    ):
-        return int(tsx.statusCode), str(tsx.statusText)
-    return None
+    return int(tsx_event.tsx.statusCode), str(tsx_event.tsx.statusText)
 
 
 def _invite_sent(event: Any) -> int | None:
     """The CSeq of the INVITE this event says we just sent (a new UAC transaction), if any."""
-    if event.type != pj.PJSIP_EVENT_TSX_STATE:
+    tsx_event = _our_invite_tsx(event, pj.PJSIP_EVENT_TX_MSG)
+    if tsx_event is None or tsx_event.tsx.state != pj.PJSIP_TSX_STATE_CALLING:
         return None
-    tsx_event = event.body.tsxState
-    tsx = tsx_event.tsx
-    if (
-        tsx_event.type == pj.PJSIP_EVENT_TX_MSG
-        and tsx.role == pj.PJSIP_ROLE_UAC
-        and tsx.method == "INVITE"
-        and tsx.state == pj.PJSIP_TSX_STATE_CALLING
-    ):
-        return request_cseq(str(tsx_event.src.tdata.info))
-    return None
+    return request_cseq(str(tsx_event.src.tdata.info))
 
 
 def _error_hint(event: Any) -> str | None:
