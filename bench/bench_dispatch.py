@@ -20,89 +20,30 @@ from __future__ import annotations
 
 import argparse
 import base64
-import contextlib
 import json
 import multiprocessing
 import os
-import socket
 import statistics
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.services import fresh_database, own_redis_db
 from producer.dispatcher import DispatchConfig, Dispatcher, TrunkLimits
-from shared.db.migrate import migrate
 from shared.queue import dial_queue, enqueue_dial, make_celery
 
 TRUNK = "bench"
 UNCAPPED = DispatchConfig(trunk_limits={TRUNK: TrunkLimits(10_000_000, 1e9)}, fleet_max_cps=1e9,
                           max_calls_per_number_per_day=1000, housekeeping_every_s=3600)
-
-
-def _answers(port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
-        return True
-    return False
-
-
-@contextlib.contextmanager
-def fresh_database(tmp: Path) -> Iterator[str]:
-    with contextlib.ExitStack() as stack:
-        admin = os.environ.get("DIALER_BENCH_DATABASE_URL")
-        if not admin and _answers(5432):
-            admin = "postgresql://postgres@127.0.0.1:5432/postgres"
-        if not admin:
-            from shared.embedded import embedded_postgres
-
-            admin = stack.enter_context(embedded_postgres(tmp / "pg"))
-        name = f"dialer_bench_{uuid.uuid4().hex[:10]}"
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"'.encode())
-        try:
-            url = urlunsplit(urlsplit(admin)._replace(path=f"/{name}"))
-            migrate(url)
-            yield url
-        finally:
-            with psycopg.connect(admin, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'.encode())
-
-
-@contextlib.contextmanager
-def own_redis_db(tmp: Path) -> Iterator[str]:
-    with contextlib.ExitStack() as stack:
-        server = os.environ.get("DIALER_BENCH_REDIS_URL")
-        if not server and _answers(6379):
-            server = "redis://127.0.0.1:6379/0"
-        if not server:
-            from shared.embedded import embedded_redis
-
-            server = stack.enter_context(embedded_redis(tmp / "redis"))
-        base = redis.Redis.from_url(server)
-        token = uuid.uuid4().hex
-        number = next((n for n in range(15, 0, -1)
-                       if base.set(f"dialer-test-claim:{n}", token, nx=True, ex=3600)), None)
-        if number is None:
-            raise SystemExit("no free Redis database number (1-15)")
-        url = urlunsplit(urlsplit(server)._replace(path=f"/{number}"))
-        client = redis.Redis.from_url(url)
-        client.flushdb()
-        try:
-            yield url
-        finally:
-            client.flushdb()
-            if base.get(f"dialer-test-claim:{number}") == token.encode():
-                base.delete(f"dialer-test-claim:{number}")
 
 
 def bare_send_rate(redis_url: str, count: int) -> float:

@@ -22,13 +22,10 @@ import json
 import os
 import random
 import resource
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,7 +33,8 @@ sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402  # after the path set-up above
 
-LOCAL_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
+from bench.services import fresh_database  # noqa: E402
+
 SURNAMES = "张王李赵刘陈杨黄周吴"
 
 
@@ -55,42 +53,6 @@ def generate(path: Path, rows: int, seed: int = 1) -> None:
             else:
                 phone = f"139{i:08d}"
             out.write(f"{SURNAMES[i % 10]}{i % 1000},{phone},C{i:07d}\n")
-
-
-@contextlib.contextmanager
-def fresh_database(admin_url: str | None) -> Iterator[str]:
-    from shared.db.migrate import migrate
-
-    with contextlib.ExitStack() as stack:
-        if admin_url is None:
-            if _answers(5432):
-                admin_url = LOCAL_PG
-            else:
-                from shared.embedded import embedded_postgres
-
-                admin_url = stack.enter_context(embedded_postgres(Path(tempfile.mkdtemp()) / "pg"))
-        name = f"bench_upload_{uuid.uuid4().hex[:10]}"
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"'.encode())
-        url = _with_database(admin_url, name)
-        try:
-            migrate(url)
-            yield url
-        finally:
-            with psycopg.connect(admin_url, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'.encode())
-
-
-def _with_database(url: str, name: str) -> str:
-    from urllib.parse import urlsplit, urlunsplit
-
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
-
-
-def _answers(port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
-        return True
-    return False
 
 
 def bare_copy(url: str, path: Path) -> float:
@@ -174,7 +136,7 @@ def main() -> None:
         path = Path(folder) / "list.csv"
         generate(path, args.rows)
         size_mb = path.stat().st_size / 1e6
-        with fresh_database(args.admin_url) as url:
+        with fresh_database(Path(tempfile.mkdtemp()), args.admin_url) as url:
             bare_s = bare_copy(url, path)
             floor_s = dial_jobs_copy(url, path)
             result = subprocess.run(

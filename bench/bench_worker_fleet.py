@@ -20,7 +20,6 @@ import sys
 import tempfile
 import time
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -28,29 +27,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import psycopg
-import redis
 
-from shared.db.migrate import migrate
+from bench.services import fresh_database, own_redis_db
 from shared.embedded import free_port
 from shared.queue import enqueue_dial, make_celery
 from tests.support.sipp import DEFAULT_KEYS, SIPP, start_sipp_uas
-
-ADMIN = os.environ.get("DIALER_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS = os.environ.get("DIALER_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
-
-
-@contextmanager
-def fresh_database() -> Iterator[str]:
-    name = f"dialer_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"'.encode())
-    url = ADMIN.rsplit("/", 1)[0] + "/" + name
-    migrate(url)
-    try:
-        yield url
-    finally:
-        with psycopg.connect(ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'.encode())
 
 
 def raw_sipp_rate(port: int, calls: int) -> float:
@@ -180,20 +161,18 @@ def main() -> None:
         work = Path(tempfile.mkdtemp(prefix="bench-fleet-"))
         peer = start_sipp_uas("answer_fast", work, trace=False, timeout_s=1800)
         stack.callback(peer.stop)
-        db_url = stack.enter_context(fresh_database())
-        client = redis.Redis.from_url(REDIS)
-        client.flushdb()
-        stack.callback(client.flushdb)
-        env = {**os.environ, "DIALER_DATABASE_URL": db_url, "DIALER_REDIS_URL": REDIS,
+        db_url = stack.enter_context(fresh_database(work))
+        redis_url = stack.enter_context(own_redis_db(work))
+        env = {**os.environ, "DIALER_DATABASE_URL": db_url, "DIALER_REDIS_URL": redis_url,
                "DIALER_SIP_REGISTRAR": peer.address, "DIALER_SIP_USERNAME": DEFAULT_KEYS["username"],
                "DIALER_SIP_PASSWORD": DEFAULT_KEYS["password"]}
         raw = raw_sipp_rate(peer.port, 5000)
         print(f"raw sipp UAC->UAS on loopback: {raw:8.1f} calls/s")
         for count in (int(p) for p in args.processes.split(",") if p):
-            rate, answered = run_throughput(db_url, REDIS, env, count, args.jobs)
+            rate, answered = run_throughput(db_url, redis_url, env, count, args.jobs)
             print(f"end to end, {count:2d} worker process(es): {rate:8.1f} calls/s "
                   f"({answered}/{args.jobs} answered; {rate / raw:.0%} of raw sipp)")
-        peak, rss = run_live(db_url, REDIS, env, args.live_processes, args.hold)
+        peak, rss = run_live(db_url, redis_url, env, args.live_processes, args.hold)
         print(f"live calls held at once, {args.live_processes} processes: {peak} "
               f"(target >= 200); RSS per live call {rss:.1f} MB")
 
