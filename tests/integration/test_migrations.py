@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import uuid
@@ -14,6 +15,18 @@ from shared.db.migrate import available_migrations, migrate
 from tests.support.services import _with_database
 
 pytestmark = pytest.mark.integration
+
+
+def _env_without_dialer_settings(**settings: str) -> dict[str, str]:
+    """This process's environment with none of its ``DIALER_*`` settings, plus ``settings``.
+
+    The rest is kept as it is: under root the embedded Postgres creates its
+    system user with ``useradd``, which lives in ``/usr/sbin`` -- a trimmed
+    PATH passes on a machine where that user already exists and fails on a
+    fresh one.
+    """
+    kept = {k: v for k, v in os.environ.items() if not k.startswith("DIALER_")}
+    return {**kept, **settings}
 
 
 @pytest.fixture
@@ -50,7 +63,7 @@ def test_two_processes_migrating_at_once_both_succeed(empty_database: str) -> No
 
 def test_cli_migrate_against_external_database(empty_database: str) -> None:
     """`dialer db migrate` uses DIALER_DATABASE_URL as it is, twice."""
-    env = {"DIALER_DATABASE_URL": empty_database, "PATH": "/usr/bin:/bin"}
+    env = _env_without_dialer_settings(DIALER_DATABASE_URL=empty_database)
     run = [sys.executable, "-c", "from shared.cli import main; main()", "db", "migrate"]
     first = subprocess.run(run, env=env, capture_output=True, text=True, timeout=60, check=True)
     second = subprocess.run(run, env=env, capture_output=True, text=True, timeout=60, check=True)
@@ -61,7 +74,7 @@ def test_cli_migrate_against_external_database(empty_database: str) -> None:
 def test_cli_migrate_embedded_when_no_url(tmp_path: pytest.TempPathFactory) -> None:
     """With no DIALER_DATABASE_URL the command starts the embedded Postgres under the data dir."""
     pytest.importorskip("pgserver")
-    env = {"DIALER_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    env = _env_without_dialer_settings(DIALER_DATA_DIR=str(tmp_path), HOME=str(tmp_path))
     run = [sys.executable, "-c", "from shared.cli import main; main()", "db", "migrate"]
     first = subprocess.run(run, env=env, capture_output=True, text=True, timeout=180)
     assert first.returncode == 0, first.stderr
@@ -72,7 +85,7 @@ def test_cli_migrate_embedded_when_no_url(tmp_path: pytest.TempPathFactory) -> N
 
 
 def test_bad_setting_fails_with_one_line_naming_the_variable() -> None:
-    env = {"DIALER_METRICS_PORT": "ninety", "PATH": "/usr/bin:/bin"}
+    env = _env_without_dialer_settings(DIALER_METRICS_PORT="ninety")
     run = [sys.executable, "-c", "from shared.cli import main; main()", "db", "migrate"]
     result = subprocess.run(run, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
+import random
 import shutil
 import signal
 import socket
@@ -41,6 +42,37 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((HOST, 0))
         return int(sock.getsockname()[1])
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    with contextlib.suppress(OSError, ValueError):
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    return 32768, 60999  # Linux's default
+
+
+def restartable_port() -> int:
+    """A free TCP port *below* the kernel's ephemeral range, for a server that is stopped and started again.
+
+    While such a server is down its clients keep reconnecting, and every
+    outgoing connection on the machine takes a random source port from the
+    ephemeral range. A port from that range (what ``free_port`` returns) can
+    therefore be held by a client socket when the server comes back -- even by
+    a reconnect to itself, which TCP's simultaneous open completes -- and the
+    restart fails with "Address already in use". Below the range only an
+    explicit bind can take the port.
+    """
+    low, _ = _ephemeral_range()
+    candidates = list(range(max(1024, low - 12_000), low - 1))
+    random.shuffle(candidates)
+    for port in candidates[:200]:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((HOST, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port below the ephemeral range ({low}) on {HOST}")
 
 
 def answers(port: int, timeout_s: float = 0.3) -> bool:
@@ -97,7 +129,7 @@ class PrivatePostgres:
         self.log = root / "postgres.log"
         self.bin_dir = bin_dir
         self.user = user
-        self.port = free_port()
+        self.port = restartable_port()
 
     @property
     def admin_url(self) -> str:
@@ -113,7 +145,11 @@ class PrivatePostgres:
         done = subprocess.run([str(self.bin_dir / args[0]), *args[1:]], capture_output=True, text=True,
                               timeout=timeout_s, cwd=self.root, check=False, **kwargs)  # type: ignore[call-overload]
         if done.returncode != 0:
-            raise RuntimeError(f"{args[0]} failed ({done.returncode}): {done.stderr[-2000:]}")
+            server_log = ""
+            with contextlib.suppress(OSError):
+                server_log = self.log.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"{args[0]} failed ({done.returncode}): {done.stderr[-2000:]}\n"
+                               f"server log:\n{server_log}")
 
     def init(self) -> None:
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "--encoding=UTF8",
@@ -194,7 +230,7 @@ class PrivateRedis:
     def __init__(self, root: Path, binary: str) -> None:
         self.root = root
         self.binary = binary
-        self.port = free_port()
+        self.port = restartable_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.restarts = 0
 
