@@ -16,7 +16,7 @@ from sandbox.auth import Authenticator, Verdict
 from sandbox.messages import Request
 from sandbox.plan import Plan
 
-DEFAULT_EXPIRES_S = 3600  # RFC 3261 10.2.1.1, before clamping to the plan's maximum
+DEFAULT_EXPIRES_S = 3600  # RFC 3261 section 10.2.1 (the Expires default), before clamping to the plan's maximum
 
 
 @dataclass(frozen=True)

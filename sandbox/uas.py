@@ -125,7 +125,7 @@ class PbxCore:
     def _reply(self, req: Request, code: int, reason: str, *, to_tag: str | None = None,
                headers: tuple[tuple[str, str], ...] = (), sdp: str | None = None) -> bytes:
         if to_tag is None and code > 100 and req.to_tag is None:
-            to_tag = new_tag()  # RFC 3261 8.2.6.2: every non-100 response carries a To tag
+            to_tag = new_tag()  # RFC 3261 section 8.2.6 (headers and tags): every non-100 response carries a To tag
         contact = self._contact(req.source) if 100 < code < 300 and req.method == "INVITE" else None
         data = req.response(code, reason, to_tag=to_tag, contact=contact, headers=headers, sdp=sdp)
         self._responses.put(req.key(), data)
@@ -214,7 +214,7 @@ class PbxCore:
         dialog.state, dialog.answered = State.ANSWERED, True
         req = dialog.invite
         sdp = answer_sdp(req.sdp, self._local_host(req.source), self._media_port, secrets.randbelow(10**9))
-        # RFC 3261 13.3.1.4: a 2xx never ACKed means the caller is gone; end the dialog with BYE.
+        # RFC 3261 section 13.3.1 (2xx retransmission): a 2xx never ACKed means the caller is gone; end with BYE.
         self._final(req, dialog.record, 200, "OK", to_tag=dialog.to_tag, headers=(("Allow", ALLOW),),
                     sdp=sdp, on_no_ack=lambda: self._hangup(dialog))
 

@@ -238,7 +238,7 @@ def test_digest_matches_rfc2617_worked_example() -> None:
 
 
 def test_digest_without_qop_follows_rfc2617_formula() -> None:
-    """Without qop the response is KD(H(A1), nonce ":" H(A2)), as RFC 2617 3.2.2.1 (RFC 2069 compat)."""
+    """Without qop the response is KD(H(A1), nonce ":" H(A2)), as RFC 2617 section 3.2.2 gives it (RFC 2069 compat)."""
     answer = DigestAnswer("Mufasa", "testrealm@host.com", "dcd98b7102dd2f0e8b11d0f600bfb0c093",
                           "/dir/index.html", "670fd8c2df070c60b045671b8b24ff02")
     ha1 = _md5(f"Mufasa:testrealm@host.com:{RFC2617_PASSWORD}")
