@@ -22,6 +22,7 @@ class EndedBy(StrEnum):
     CALLER = "caller"  # BYE from the caller
     PBX = "pbx"  # BYE from the PBX after hangup_after_s, or because no ACK came
     CANCEL = "cancel"  # CANCEL before an answer
+    NO_ANSWER = "no_answer"  # the PBX's no-answer timer ran out while it rang (480)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,8 @@ from typing import Any
 from shared.errors import ConfigError
 
 DEFAULT_HANGUP_AFTER_S = 3.0
+# A carrier's no-answer timer: an INVITE still ringing this long is ended with 480 by the network.
+DEFAULT_NO_ANSWER_AFTER_S = 120.0
 SHIPPED_PLAN = "plan.toml"
 
 
@@ -75,6 +77,7 @@ class Plan:
     challenge_invite: bool = True
     qop_auth: bool = True
     max_expires_s: int = 300
+    no_answer_after_s: float = DEFAULT_NO_ANSWER_AFTER_S
 
     def password_for(self, username: str) -> str | None:
         """The password of ``username``, or None when there is no such user."""
@@ -85,7 +88,7 @@ class Plan:
 
 
 _TOP_KEYS = frozenset({
-    "realm", "require_plus_prefix", "challenge_invite", "qop_auth", "max_expires_s",
+    "realm", "require_plus_prefix", "challenge_invite", "qop_auth", "max_expires_s", "no_answer_after_s",
     "users", "rules", "default",
 })
 _TREATMENT_KEYS = frozenset({"action", "hangup_after_s", "answer_after_s"})
@@ -131,6 +134,8 @@ def parse_plan(data: Mapping[str, Any], source: str = "plan") -> Plan:
         challenge_invite=_bool(data, "challenge_invite", True, source),
         qop_auth=_bool(data, "qop_auth", True, source),
         max_expires_s=_positive_int(data, "max_expires_s", 300, source),
+        no_answer_after_s=_seconds(data, "no_answer_after_s", DEFAULT_NO_ANSWER_AFTER_S, "", source,
+                                   allow_zero=False),
     )
 
 
@@ -186,7 +191,8 @@ def _seconds(
     ok = isinstance(value, int | float) and not isinstance(value, bool)
     if not ok or value < 0 or (value == 0 and not allow_zero) or value > 86_400:
         bound = ">= 0" if allow_zero else "> 0"
-        raise ConfigError(f"{source}: {where}.{key}: must be a number of seconds {bound} (got {value!r})")
+        name = f"{where}.{key}" if where else key
+        raise ConfigError(f"{source}: {name}: must be a number of seconds {bound} (got {value!r})")
     return float(value)
 
 

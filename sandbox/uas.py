@@ -8,7 +8,7 @@ thread, so nothing here needs a lock. Call states, one per phase as in sippy's
 UA vocabulary::
 
     PROCEEDING --200--> ANSWERED --ACK--> CONFIRMED --BYE either way--> ENDED
-        \\--CANCEL / 487-----------------------------------------------^
+        \\--CANCEL / 487, or no answer in time / 480------------------^
 
 Failures (404, 486, 503, 603, 407, 403) never create a dialog: they are final
 responses retransmitted until the caller's ACK.
@@ -201,6 +201,7 @@ class PbxCore:
         self._dialogs[req.call_id] = dialog
         self._invites[(req.call_id, req.cseq)] = dialog
         self._reply(req, 180, "Ringing", to_tag=to_tag)
+        dialog.timers.append(self._timers.schedule(self._plan.no_answer_after_s, lambda: self._ring_out(dialog)))
         if decision.outcome is Outcome.ANSWER:
             if decision.answer_after_s > 0:
                 timer = self._timers.schedule(decision.answer_after_s, lambda: self._answer(dialog))
@@ -217,6 +218,16 @@ class PbxCore:
         # RFC 3261 section 13.3.1 (2xx retransmission): a 2xx never ACKed means the caller is gone; end with BYE.
         self._final(req, dialog.record, 200, "OK", to_tag=dialog.to_tag, headers=(("Allow", ALLOW),),
                     sdp=sdp, on_no_ack=lambda: self._hangup(dialog))
+
+    def _ring_out(self, dialog: Dialog) -> None:
+        """The network's no-answer timer: a call nobody answered or cancelled ends with 480, as a carrier's does.
+
+        Without it a ``ring`` number whose caller never sends CANCEL would hold its dialog until the server stops.
+        """
+        if dialog.state is not State.PROCEEDING:
+            return
+        self._end(dialog, EndedBy.NO_ANSWER)
+        self._final(dialog.invite, dialog.record, 480, "Temporarily Unavailable", to_tag=dialog.to_tag)
 
     def _on_reinvite(self, req: Request) -> None:
         """A re-INVITE (session refresh, hold) in a confirmed dialog: accept it as is."""

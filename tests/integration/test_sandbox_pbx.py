@@ -87,11 +87,11 @@ def _need_sipp() -> None:
 
 @pytest.fixture
 def start_pbx() -> Iterator[Callable[..., SandboxPbx]]:
-    """Start a SandboxPbx on a free loopback port with PLAN (top-level settings overridable)."""
+    """Start a SandboxPbx on a free loopback port with PLAN (top-level settings overridable or added)."""
     started: list[SandboxPbx] = []
 
-    def start(**settings: bool) -> SandboxPbx:
-        text = PLAN
+    def start(*, preamble: str = "", **settings: bool) -> SandboxPbx:
+        text = preamble + PLAN  # a preamble adds top-level settings (TOML wants them before any table)
         for key, value in settings.items():
             text = text.replace(f"{key} = true", f"{key} = {str(value).lower()}")
         pbx = SandboxPbx(_plan(text), host="127.0.0.1", port=0)
@@ -367,6 +367,22 @@ def test_ring_then_cancel(tmp_path: Path, start_pbx: Callable[..., SandboxPbx]) 
     run_sipp(tmp_path, pbx, steps)
     log = wait_for(pbx, lambda calls: len(calls) == 2 and calls[1].final_code == 487)
     assert log[1].ended_by is EndedBy.CANCEL
+
+
+def test_ring_out_ends_with_480_when_nobody_cancels(tmp_path: Path, start_pbx: Callable[..., SandboxPbx]) -> None:
+    """A ringing number whose caller never CANCELs gets 480 when the PBX's no-answer timer runs out.
+
+    As a carrier's network does: without it the dialog would stay in the PBX until the server stops.
+    """
+    pbx = start_pbx(preamble="no_answer_after_s = 0.5\n")
+    number = "+8613900003333"
+    steps = [*authenticated_invite(number), recv(180), recv(480)]
+    invite_index = len(steps) - 4  # the authenticated INVITE; the ACK of its 480 reuses its branch
+    steps.append(request("ACK", number, 2, branch=f"[branch-{len(steps) - invite_index}]", to_tag=True))
+    run_sipp(tmp_path, pbx, steps)
+    log = wait_for(pbx, lambda calls: len(calls) == 2 and calls[1].final_code == 480)
+    assert log[1].ended_by is EndedBy.NO_ANSWER
+    assert log[1].answered_at is None
 
 
 def test_unavailable_once_then_answered(tmp_path: Path, start_pbx: Callable[..., SandboxPbx]) -> None:

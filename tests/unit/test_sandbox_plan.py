@@ -83,6 +83,7 @@ def test_good_plan_parses_every_field() -> None:
     assert plan.rules[0].treatment == Treatment(Action.ANSWER, hangup_after_s=1.5, answer_after_s=0.5)
     assert plan.rules[1].treatment.hangup_after_s == 3.0  # the documented default
     assert plan.default == Treatment(Action.ANSWER)
+    assert plan.no_answer_after_s == 120.0  # the documented default: a carrier's no-answer timer
 
 
 def test_shipped_plan_loads_and_offers_every_behaviour() -> None:
@@ -142,6 +143,8 @@ def test_toml_syntax_error_is_a_config_error() -> None:
         (_plan(challenge_invite=1), "challenge_invite"),
         (_plan(qop_auth=None), "qop_auth"),
         (_plan(max_expires_s=0), "max_expires_s"),
+        (_plan(no_answer_after_s=0), "no_answer_after_s"),
+        (_plan(no_answer_after_s="2m"), "no_answer_after_s"),
         (_plan(realm=""), "realm"),
         (_plan(relam="sandbox"), "relam"),
     ],
