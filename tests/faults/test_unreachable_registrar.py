@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 
 import pytest
 
 from tests.faults.rig import PASSWORD, USERNAME, FaultRig, Plan, poll, start_campaign, start_dispatchers
 from tests.support.fleet import wait_until
-from tests.support.private_services import free_port
+from tests.support.private_services import restartable_port
 from tests.support.sipp import DEFAULT_KEYS, SCENARIO_DIR, SippPeer, sipp_command
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(180)]
@@ -39,7 +40,8 @@ def test_unreachable_registrar_burns_no_job_and_dials_once_it_answers(rig: Fault
     no attempt is recorded and all 5 jobs wait (pending or queued, attempts 0).
     Then: the worker registers by itself and completes all 5, each dialled once.
     """
-    port = free_port()
+    # Nothing listens there until the carrier starts: a port no client socket can take meanwhile.
+    port = restartable_port(socket.SOCK_DGRAM)
     worker = rig.fleet.start_worker(1, name="workers", env={"DIALER_SIP_REGISTRAR": f"127.0.0.1:{port}"})
     start_dispatchers(rig, requeue_after_s=3.0)
     campaign_id = start_campaign(rig, Plan("dead-registrar", jobs=5))

@@ -51,8 +51,8 @@ def _ephemeral_range() -> tuple[int, int]:
     return 32768, 60999  # Linux's default
 
 
-def restartable_port() -> int:
-    """A free TCP port *below* the kernel's ephemeral range, for a server that is stopped and started again.
+def restartable_port(sock_type: socket.SocketKind = socket.SOCK_STREAM) -> int:
+    """A free port *below* the kernel's ephemeral range, for a server that is stopped and started again.
 
     While such a server is down its clients keep reconnecting, and every
     outgoing connection on the machine takes a random source port from the
@@ -60,13 +60,14 @@ def restartable_port() -> int:
     therefore be held by a client socket when the server comes back -- even by
     a reconnect to itself, which TCP's simultaneous open completes -- and the
     restart fails with "Address already in use". Below the range only an
-    explicit bind can take the port.
+    explicit bind can take the port. The same holds for a UDP server that
+    starts late on a port its clients were given early (``SOCK_DGRAM``).
     """
     low, _ = _ephemeral_range()
     candidates = list(range(max(1024, low - 12_000), low - 1))
     random.shuffle(candidates)
     for port in candidates[:200]:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        with socket.socket(socket.AF_INET, sock_type) as sock:
             try:
                 sock.bind((HOST, port))
             except OSError:
