@@ -24,8 +24,18 @@ class Timer:
     cancelled: bool = field(default=False, compare=False)
 
     def cancel(self) -> None:
-        """Stop the callback from running (safe to call twice, or after it ran)."""
+        """Stop the callback from running (safe to call twice, or after it ran).
+
+        The callback is dropped too: a cancelled timer stays in the heap until its
+        deadline, and a long one (the 120 s no-answer timer) must not keep the
+        dialog it closes over alive that long.
+        """
         self.cancelled = True
+        self.callback = _nothing
+
+
+def _nothing() -> None:
+    """What a cancelled timer holds instead of its callback."""
 
 
 class Timers:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import gc
 import hashlib
+import weakref
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -17,6 +20,7 @@ from sandbox.digest import DigestAnswer, challenge, expected_response, verify
 from sandbox.plan import Action, Plan, Treatment, User, load_plan, parse_plan, parse_plan_text
 from sandbox.routing import Outcome, route
 from sandbox.sdp import answer_sdp
+from sandbox.timers import Timers
 from shared.errors import ConfigError
 
 FAKE_PASSWORD = "obviously-fake-password"
@@ -367,3 +371,31 @@ def test_cli_bad_plan_exits_with_the_field_named(tmp_path: Path) -> None:
     result = CliRunner().invoke(_app(), ["sandbox-pbx", "--plan", str(bad), "--port", "0"])
     assert result.exit_code == 2
     assert "default.action" in result.output
+
+
+# --- timers ---------------------------------------------------------------------------------------
+
+
+class _Dialog:
+    """Stands for what a timer's callback closes over (a sandbox dialog)."""
+
+    def __init__(self) -> None:
+        self.rang_out = False
+
+
+def test_cancelled_timer_neither_runs_nor_keeps_what_it_closed_over() -> None:
+    """A cancelled timer stays in the heap until its deadline, but runs nothing and holds no dialog."""
+    now = [0.0]
+    timers = Timers(clock=lambda: now[0])
+    dialog = _Dialog()
+    alive = weakref.ref(dialog)
+    timer = timers.schedule(120.0, functools.partial(setattr, dialog, "rang_out", True))
+    kept = _Dialog()
+    timers.schedule(120.0, functools.partial(setattr, kept, "rang_out", True))
+    timer.cancel()
+    del dialog
+    gc.collect()
+    assert alive() is None
+    now[0] = 121.0
+    timers.run_due()
+    assert kept.rang_out
