@@ -191,16 +191,19 @@ def _seconds(
     ok = isinstance(value, int | float) and not isinstance(value, bool)
     if not ok or value < 0 or (value == 0 and not allow_zero) or value > 86_400:
         bound = ">= 0" if allow_zero else "> 0"
-        name = f"{where}.{key}" if where else key
-        raise ConfigError(f"{source}: {name}: must be a number of seconds {bound} (got {value!r})")
+        raise ConfigError(f"{source}: {_field(where, key)}: must be a number of seconds {bound} (got {value!r})")
     return float(value)
+
+
+def _field(where: str, key: str) -> str:
+    """How an error names a field: ``rules[2].action`` inside a table, ``realm`` at the top level."""
+    return f"{where}.{key}" if where else key
 
 
 def _reject_unknown(raw: Mapping[str, Any], allowed: frozenset[str], where: str, source: str) -> None:
     for key in raw:
         if key not in allowed:
-            name = f"{where}.{key}" if where else key
-            raise ConfigError(f"{source}: {name}: unknown field (allowed: {', '.join(sorted(allowed))})")
+            raise ConfigError(f"{source}: {_field(where, key)}: unknown field (allowed: {', '.join(sorted(allowed))})")
 
 
 def _list(data: Mapping[str, Any], key: str, source: str) -> list[Any]:
