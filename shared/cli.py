@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -119,7 +120,8 @@ def main() -> None:
     except Exception as exc:  # click's usage errors arrive here with standalone_mode off
         if not _is_click_error(exc):
             raise
-        exc.show()  # the usage line, a hint and what was wrong
+        show: Callable[[], None] = getattr(exc, "show")  # noqa: B009  # found by name, see above
+        show()  # the usage line, a hint and what was wrong
         sys.exit(getattr(exc, "exit_code", 2))
     sys.exit(status if isinstance(status, int) else 0)
 
