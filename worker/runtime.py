@@ -67,6 +67,12 @@ def account_for(trunk: Trunk, local_port: int = 0) -> SipAccountConfig:
         domain=trunk.domain,
         local_port=local_port,
         name=trunk.name,
+        register=trunk.registers,
+        outbound_proxy=trunk.outbound_proxy,
+        sips=trunk.sips,
+        tls_ca_file=str(trunk.tls_ca_file) if trunk.tls_ca_file else None,
+        tls_verify=trunk.tls_verify,
+        sip_outbound=trunk.rfc5626_outbound,
     )
 
 
@@ -84,7 +90,11 @@ def register_until_up(agent: SipAgent, trunk: Trunk, *, attempts: int | None = N
         result = agent.reregister()
     if result is not None:
         _count_registration(trunk.name, result)
-    return result or RegistrationResult(0, "registration disabled", True, 0, datetime.now(UTC))
+    return result or _no_registration()
+
+
+def _no_registration(timeout_s: float = 0) -> RegistrationResult:
+    return RegistrationResult(0, "registration disabled", True, 0, datetime.now(UTC))
 
 
 def _count_registration(trunk: str, result: RegistrationResult) -> None:
@@ -149,7 +159,9 @@ def start(
                 flag_trunk(conn, trunk.name, healthy=True)
 
     runtime.gate = RegistrationGate(
-        lambda: agent.reregister(),
+        # A trunk that does not REGISTER has nothing to re-register: the gate reopens after its backoff
+        # and the next job tries again (a refused certificate consumes no job, see job_runner).
+        agent.reregister if trunk.registers else _no_registration,
         stop_consuming=stop_consuming,
         resume_consuming=resume_consuming,
         on_change=on_change,

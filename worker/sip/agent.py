@@ -235,6 +235,11 @@ class SipAgent:
         return reg is not None and reg.registered and self.running
 
     @property
+    def can_call(self) -> bool:
+        """Running and, for a trunk that registers, registered (``register=False`` trunks need no REGISTER)."""
+        return self.is_registered or (self.running and not self.account.register)
+
+    @property
     def next_register_in_s(self) -> float | None:
         """Seconds until the agent re-REGISTERs after a failure; None when no retry is due.
 
