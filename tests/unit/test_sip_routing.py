@@ -113,7 +113,7 @@ def test_missing_ca_file_names_the_trunk(monkeypatch: pytest.MonkeyPatch, tmp_pa
         f'password_env = "DIALER_TEST_PW"\ntls_ca_file = "{tmp_path / "absent.pem"}"\n'
     )
     monkeypatch.setenv("DIALER_TEST_PW", FAKE_PASSWORD)
-    with pytest.raises(ConfigError, match="trunk 'cn1': tls_ca_file .* is not a readable file"):
+    with pytest.raises(ConfigError, match=r"trunk 'cn1': tls_ca_file .* is not a readable file"):
         load_settings(config).trunk("cn1")
 
 
