@@ -55,6 +55,9 @@ def _db_retry(patience_s: float) -> Retrying:
 def run_dial_job(rt: WorkerRuntime, job_id: int) -> str:
     """Dial one job; returns the outcome word, or 'duplicate' / a pre-dial verdict."""
     if (rt.gate is not None and not rt.gate.is_open) or not rt.agent.can_call:
+        reg = rt.agent.registration
+        if reg is not None and reg.certificate_rejected and rt.gate is not None:
+            rt.gate.close(reg.reason)  # a configuration error: stop taking the trunk's jobs, as after 401s
         raise NotRegistered(rt.trunk.name)
 
     def claim() -> store.ClaimedJob | None:
