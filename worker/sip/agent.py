@@ -217,7 +217,7 @@ class SipAgent:
             return _no_answer(timeout_s)
 
     def uri_for(self, user_part: str) -> str:
-        """``sip:<user_part>@<domain>[;transport=tcp|tls]`` for this trunk."""
+        """``sip:<user_part>@<domain>`` (``sips:`` if the trunk asks) for this trunk; never a transport parameter."""
         return self.account.uri_for(user_part)
 
     # ------------------------------------------------------------------- state
