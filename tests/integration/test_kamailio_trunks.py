@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ import pytest
 
 from shared.settings import load_settings
 from tests.support.factories import add_jobs, create_campaign
-from tests.support.kamailio import Kamailio, TestCa, TlsListener, start_kamailio
+from tests.support.kamailio import Kamailio, KamailioFactory, TestCa, TlsListener
 from tests.support.sipp import SippPeer, start_sipp_uas
 from worker import runtime
 from worker.job_runner import run_dial_job
@@ -42,9 +42,14 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SippPeer]:
     peer.stop()
 
 
-def proxy(tmp_path: Path, gateway: SippPeer, **options: Any) -> Kamailio:
-    return start_kamailio(tmp_path / "kamailio", gateway=gateway.address, username=USER, password=SECRET,
-                          require_binding=False, **options)
+@pytest.fixture
+def proxy(kamailio: KamailioFactory, gateway: SippPeer) -> Callable[..., Kamailio]:
+    """A Kamailio in front of the gateway that, like a carrier for unregistered trunks, wants no binding."""
+
+    def start(**options: Any) -> Kamailio:
+        return kamailio(gateway=gateway.address, username=USER, password=SECRET, require_binding=False, **options)
+
+    return start
 
 
 def dialer_call(cwd: Path, **variables: str) -> subprocess.CompletedProcess[str]:
@@ -55,48 +60,43 @@ def dialer_call(cwd: Path, **variables: str) -> subprocess.CompletedProcess[str]
                           cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
-def test_digest_on_invite_only_trunk_calls_without_register(gateway: SippPeer, tmp_path: Path) -> None:
+def test_digest_on_invite_only_trunk_calls_without_register(proxy: Callable[..., Kamailio], tmp_path: Path) -> None:
     """register = false with a password: no REGISTER, each INVITE answers its 407; 404, 404, 200."""
-    kam = proxy(tmp_path, gateway)
-    try:
-        done = dialer_call(tmp_path, DIALER_SIP_REGISTRAR=kam.address("udp"), DIALER_SIP_PASSWORD=SECRET)
-        host = kam.address("udp")
-        assert done.stdout.splitlines() == [
-            f"REGISTER sip:{host} -> skipped (registration disabled)",
-            f"INVITE sip:{NUMBER}@{host} [national] -> 407 -> 100 404 Not Found => not_found",
-            f"INVITE sip:86{NUMBER}@{host} [cc] -> 407 -> 100 404 Not Found => not_found",
-            f"INVITE sip:+86{NUMBER}@{host} [e164] -> 407 -> 100 180 200 OK => answered",
-            "outcome: answered",
-        ], done.stderr
-        assert kam.contacts() == []  # nothing registered
-    finally:
-        kam.stop()
+    kam = proxy()
+    done = dialer_call(tmp_path, DIALER_SIP_REGISTRAR=kam.address("udp"), DIALER_SIP_PASSWORD=SECRET)
+    host = kam.address("udp")
+    assert done.stdout.splitlines() == [
+        f"REGISTER sip:{host} -> skipped (registration disabled)",
+        f"INVITE sip:{NUMBER}@{host} [national] -> 407 -> 100 404 Not Found => not_found",
+        f"INVITE sip:86{NUMBER}@{host} [cc] -> 407 -> 100 404 Not Found => not_found",
+        f"INVITE sip:+86{NUMBER}@{host} [e164] -> 407 -> 100 180 200 OK => answered",
+        "outcome: answered",
+    ], done.stderr
+    assert kam.contacts() == []  # nothing registered
 
 
-def test_ip_authenticated_trunk_through_an_outbound_proxy(gateway: SippPeer, tmp_path: Path) -> None:
+def test_ip_authenticated_trunk_through_an_outbound_proxy(proxy: Callable[..., Kamailio], tmp_path: Path) -> None:
     """No password, no REGISTER, the trunk's host unresolvable: every INVITE goes to the outbound proxy over TCP."""
-    kam = proxy(tmp_path, gateway, authenticate_invites=False)
-    try:
-        trunk_host = "carrier.invalid:5060"  # never resolved: the route's first hop is the proxy
-        done = dialer_call(tmp_path, DIALER_SIP_REGISTRAR=trunk_host, DIALER_SIP_TRANSPORT="tcp",
-                           DIALER_SIP_OUTBOUND_PROXY=kam.address("tcp"))
-        assert done.returncode == 0, done.stdout + done.stderr
-        assert done.stdout.splitlines()[1:] == [
-            f"INVITE sip:{NUMBER}@{trunk_host} [national] -> 100 404 Not Found => not_found",
-            f"INVITE sip:86{NUMBER}@{trunk_host} [cc] -> 100 404 Not Found => not_found",
-            f"INVITE sip:+86{NUMBER}@{trunk_host} [e164] -> 100 180 200 OK => answered",
-            "outcome: answered",
-        ]
-    finally:
-        kam.stop()
+    kam = proxy(authenticate_invites=False)
+    trunk_host = "carrier.invalid:5060"  # never resolved: the route's first hop is the proxy
+    done = dialer_call(tmp_path, DIALER_SIP_REGISTRAR=trunk_host, DIALER_SIP_TRANSPORT="tcp",
+                       DIALER_SIP_OUTBOUND_PROXY=kam.address("tcp"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines()[1:] == [
+        f"INVITE sip:{NUMBER}@{trunk_host} [national] -> 100 404 Not Found => not_found",
+        f"INVITE sip:86{NUMBER}@{trunk_host} [cc] -> 100 404 Not Found => not_found",
+        f"INVITE sip:+86{NUMBER}@{trunk_host} [e164] -> 100 180 200 OK => answered",
+        "outcome: answered",
+    ]
 
 
 def test_refused_certificate_consumes_no_job_and_stops_consuming(
-    gateway: SippPeer, tmp_path: Path, db: psycopg.Connection[Any], database_url: str, redis_url: str,
+    gateway: SippPeer, proxy: Callable[..., Kamailio], tmp_path: Path, db: psycopg.Connection[Any],
+    database_url: str, redis_url: str,
 ) -> None:
     """A TLS trunk whose certificate is not trusted: no try, the attempt given back, the trunk's jobs paused."""
     ca, stranger = TestCa.create(tmp_path / "ca", "carrier"), TestCa.create(tmp_path / "ca", "stranger")
-    kam = proxy(tmp_path, gateway, tls=[TlsListener("impostor", stranger.issue("impostor", ip="127.0.0.1"))])
+    kam = proxy(tls=[TlsListener("impostor", stranger.issue("impostor", ip="127.0.0.1"))])
     paused: list[str] = []
     try:
         settings = load_settings(
@@ -122,4 +122,3 @@ def test_refused_certificate_consumes_no_job_and_stops_consuming(
         assert len(gateway.dialogs()) == before
     finally:
         runtime.stop(grace_s=1)
-        kam.stop()

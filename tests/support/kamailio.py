@@ -94,7 +94,7 @@ class TestCa:
 
     def issue(self, name: str, *, ip: str | None = None, dns: str | None = None) -> Certificate:
         """A server certificate for ``ip`` and/or ``dns`` (subjectAltName), signed by this CA."""
-        sans = ",".join([*(f"IP:{ip}" for _ in [0] if ip), *(f"DNS:{dns}" for _ in [0] if dns)])
+        sans = ",".join(([f"IP:{ip}"] if ip else []) + ([f"DNS:{dns}"] if dns else []))
         key, csr, cert = (self.folder / f"{name}.{ext}" for ext in ("key", "csr", "pem"))
         ext = self.folder / f"{name}.ext"
         ext.write_text(f"subjectAltName={sans}\nextendedKeyUsage=serverAuth\n", encoding="ascii")
