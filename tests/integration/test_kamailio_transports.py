@@ -106,6 +106,21 @@ def test_ladder_completes_over_each_transport(carrier: Carrier, transport: str, 
     assert carrier.password not in done.stdout + done.stderr
 
 
+def test_sips_trunk_dials_sips_uris_over_tls(carrier: Carrier, tmp_path: Path) -> None:
+    """sips = true: REGISTER and INVITEs to sips: URIs over the verified TLS hop; the ladder completes."""
+    before = len(carrier.gateway.dialogs())
+    done = dialer_call(trunk_env(carrier, "tls", "good", DIALER_SIP_SIPS="true"), tmp_path)
+    host = carrier.proxy.address("tls", "good")
+    assert done.stdout.splitlines() == [
+        f"REGISTER sips:{host} -> 401 -> 200 OK",
+        f"INVITE sips:{NUMBER}@{host} [national] -> 407 -> 100 404 Not Found => not_found",
+        f"INVITE sips:86{NUMBER}@{host} [cc] -> 407 -> 100 404 Not Found => not_found",
+        f"INVITE sips:{ANSWERED}@{host} [e164] -> 407 -> 100 180 200 OK => answered",
+        "outcome: answered",
+    ], done.stderr
+    assert [status for _, status in gateway_calls_since(carrier, before)] == [404, 404, 200]
+
+
 @pytest.mark.parametrize(("listener", "why"), [("other-ca", "untrusted"), ("other-name", "not match")])
 def test_untrusted_certificate_is_a_configuration_error(
     carrier: Carrier, listener: str, why: str, tmp_path: Path

@@ -18,7 +18,8 @@ What the generated proxy does (one trunk account, like a carrier's SBC):
   ``require_binding`` -- 403 "Not Registered" unless the INVITE's Contact is
   one of the account's bindings,
   then ``rewritehostport`` to the gateway (URI parameters kept, as many real
-  configs do) and relay with record-routing.
+  configs do; a ``sips:`` URI is ended here and becomes ``sip:``) and relay
+  with record-routing.
 * listeners: ``udp``, ``tcp`` and one ``tls`` listener per certificate asked
   for (:class:`TlsListener`), each with its own certificate.
 
@@ -269,7 +270,11 @@ request_route {{
     }}
     xlog("L_NOTICE", "relaying INVITE $ru to the gateway\\n");
     record_route();
-    rewritehostport("{gateway}");
+    if ($rz == "sips") {{  # the gateway speaks plain SIP over UDP: this SBC ends sips: here
+        $ru = "sip:" + $rU + "@{gateway}";
+    }} else {{
+        rewritehostport("{gateway}");
+    }}
     if (!t_relay()) {{ sl_reply_error(); }}
     exit;
 }}
