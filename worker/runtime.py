@@ -24,6 +24,7 @@ from shared.logs import register_secret
 from shared.settings import Settings, Trunk
 from worker.gate import RegistrationGate
 from worker.sip import RegistrationResult, SipAccountConfig, SipAgent
+from worker.sip.errors import CertificateRejected
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,8 @@ def register_until_up(agent: SipAgent, trunk: Trunk, *, attempts: int | None = N
         _count_registration(trunk.name, result)
         log.error("REGISTER to trunk %s failed: %s %s", trunk.name, result.status, result.reason)
         if attempts is not None and tried >= attempts:
+            if result.certificate_rejected:
+                raise CertificateRejected(result.reason)
             raise AuthRejected(f"trunk {trunk.name}: REGISTER answered {result.status} {result.reason}")
         time.sleep(delay)
         delay, tried = min(delay * 2, 60.0), tried + 1
@@ -136,7 +139,11 @@ def start(
     for result in ("ok", "auth_failed", "error"):
         metrics.REGISTRATIONS.labels(trunk.name, result).inc(0)
     metrics.DUPLICATE_DELIVERIES.labels(trunk.name).inc(0)
-    register_until_up(agent, trunk, attempts=register_attempts)
+    try:
+        register_until_up(agent, trunk, attempts=register_attempts)
+    except BaseException:
+        agent.stop(grace_s=0)  # the process's one Endpoint must not outlive a start that failed
+        raise
     up.set(1)
     metrics.TRUNK_HEALTHY.labels(trunk.name).set(1)
     runtime = WorkerRuntime(

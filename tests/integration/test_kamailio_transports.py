@@ -23,8 +23,12 @@ from pathlib import Path
 
 import pytest
 
+from shared.settings import load_settings
 from tests.support.kamailio import Kamailio, TestCa, TlsListener, start_kamailio
 from tests.support.sipp import SippPeer, start_sipp_uas
+from worker import runtime
+from worker.sip import SipAccountConfig, SipAgent
+from worker.sip.errors import CertificateRejected
 
 pytestmark = pytest.mark.integration
 
@@ -191,3 +195,23 @@ def test_three_processes_keep_three_bindings_and_all_call(carrier: Carrier) -> N
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.communicate()
+
+
+def test_worker_with_untrusted_certificate_never_starts_consuming(
+    carrier: Carrier, database_url: str, redis_url: str
+) -> None:
+    """A worker whose trunk's certificate is not trusted stops at REGISTER with the configuration error."""
+    settings = load_settings(
+        database_url=database_url, redis_url=redis_url, sip_registrar=carrier.proxy.address("tls", "other-ca"),
+        sip_transport="tls", sip_username=USER, sip_password=carrier.password, sip_tls_ca_file=str(carrier.ca.cert),
+    )
+    try:
+        with pytest.raises(CertificateRejected, match="the trunk's certificate is not trusted"):
+            runtime.start(settings, None, name="test-worker", register_attempts=1)
+    finally:
+        runtime.stop(grace_s=1)
+    # The failed start released the process's one Endpoint: a new agent can start here.
+    agent = SipAgent(SipAccountConfig(registrar=carrier.proxy.address("udp"), username=USER, password="",
+                                      register=False))
+    assert agent.start() is None
+    agent.stop(grace_s=0)
