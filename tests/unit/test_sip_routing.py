@@ -16,7 +16,7 @@ import pytest
 from shared.errors import ConfigError
 from shared.settings import load_settings, unknown_environment
 from worker.sip.config import SipAccountConfig
-from worker.sip.tls_check import TlsVerifyFailure, certificate_message, is_certificate_failure
+from worker.sip.tls_check import TlsVerifyFailure, certificate_message, is_certificate_failure, tls_ca_file
 
 FAKE_PASSWORD = "not-a-real-secret-7"
 
@@ -144,3 +144,11 @@ def test_unknown_name_is_warned_at_load(monkeypatch: pytest.MonkeyPatch, caplog:
         load_settings()
     assert "DIALER_SIP_REGISTAR is not a dialer setting and is ignored; did you mean DIALER_SIP_REGISTRAR?" in (
         caplog.text)
+
+
+def test_without_a_ca_file_the_system_store_is_used(tmp_path: Path) -> None:
+    """No tls_ca_file: the system's CA bundle (pjsip knows no store of its own); a trunk's own file wins."""
+    system = tls_ca_file(account(transport="tls"))
+    assert system is not None and Path(system).is_file()
+    own = tmp_path / "carrier-ca.pem"
+    assert tls_ca_file(account(transport="tls", tls_ca_file=str(own))) == str(own)

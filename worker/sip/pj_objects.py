@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import ctypes
 import logging
-import os
-import ssl
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,7 +30,7 @@ import pjsua2 as pj
 
 from worker.sip.config import SipAccountConfig
 from worker.sip.responses import ResponseLog, request_cseq
-from worker.sip.tls_check import TlsVerifyLog
+from worker.sip.tls_check import TlsVerifyLog, tls_ca_file
 from worker.sip.trace import CallTrace
 
 log = logging.getLogger("worker.sip")
@@ -262,17 +260,6 @@ def tls_client_config(account: SipAccountConfig, tls: Any) -> None:
             "trunk %s: TLS certificate verification is OFF (tls_verify = false): anyone on the path to %s "
             "can impersonate the carrier; set tls_ca_file instead", account.name, account.first_hop,
         )
-
-
-def tls_ca_file(account: SipAccountConfig) -> str | None:
-    """The trunk's CA file, else the system store's bundle (OpenSSL's default file)."""
-    if account.tls_ca_file:
-        return account.tls_ca_file
-    paths = ssl.get_default_verify_paths()
-    for candidate in (paths.cafile, paths.openssl_cafile):
-        if candidate and os.path.exists(candidate):
-            return candidate
-    return None
 
 
 def _quiet_pjlib(level: int) -> None:

@@ -12,6 +12,8 @@ explained with what OpenSSL said about the certificate, which pjsip hands to
 
 from __future__ import annotations
 
+import os
+import ssl
 from dataclasses import dataclass
 
 from worker.sip.config import SipAccountConfig
@@ -58,3 +60,18 @@ def certificate_message(account: SipAccountConfig, failure: TlsVerifyFailure | N
         f"(checked against {ca} and the name {where.rsplit(':', 1)[0]!r}); set tls_ca_file "
         "(DIALER_SIP_TLS_CA_FILE) to the CA that issued it, or fix the host name"
     )
+
+
+def tls_ca_file(account: SipAccountConfig) -> str | None:
+    """The trunk's CA file, else the system store's bundle (OpenSSL's default file), else None.
+
+    pjsip verifies only against the file it is given (it has no notion of a
+    system store), so "the system store" has to be found and named here.
+    """
+    if account.tls_ca_file:
+        return account.tls_ca_file
+    paths = ssl.get_default_verify_paths()
+    for candidate in (paths.cafile, paths.openssl_cafile):
+        if candidate and os.path.exists(candidate):
+            return candidate
+    return None
