@@ -43,6 +43,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.sipp import _die_with_parent as die_with_parent
+
 HOST = "127.0.0.1"
 KAMAILIO = shutil.which("kamailio") or "/usr/sbin/kamailio"
 KAMCMD = shutil.which("kamcmd") or "/usr/sbin/kamcmd"
@@ -312,8 +314,11 @@ def start_kamailio(
     debug: int = 2,
 ) -> Kamailio:
     """Start Kamailio in the foreground on free loopback ports; returns once every listener answers."""
-    if not os.path.exists(KAMAILIO) or not MODULES.is_dir():
-        pytest.skip("kamailio is not installed (Debian packages kamailio, kamailio-tls-modules)")
+    if not os.path.exists(KAMAILIO) or not (MODULES / "tls.so").exists():
+        missing = "kamailio is not installed (Debian packages kamailio, kamailio-tls-modules)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{missing}, and CI must run the proxy tests")
+        pytest.skip(missing)
     workdir.mkdir(parents=True, exist_ok=True)
     run_dir = workdir / "run"
     run_dir.mkdir(exist_ok=True)
@@ -341,6 +346,7 @@ def start_kamailio(
                 [KAMAILIO, "-f", str(config), "-DD", "-E", "-Y", str(run_dir), "-P", str(run_dir / "kamailio.pid"),
                  "-m", "64", "-M", "8", "-w", str(run_dir)],
                 stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr, cwd=workdir, start_new_session=True,
+                preexec_fn=die_with_parent,  # only prctl runs there: Kamailio never outlives the tests
             )
         kam = Kamailio(workdir, port, port, {t.name: t.port for t in listeners}, process, log, ctl)
         if _wait_ready(kam, [port, *(t.port for t in listeners)]):
