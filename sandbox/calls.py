@@ -36,6 +36,10 @@ class CallRecord:
     answered_at: datetime | None = None
     ended_at: datetime | None = None
     ended_by: EndedBy | None = None
+    heard_s: float | None = None  # seconds of sound the callee heard (answered calls with media)
+    pressed: str = ""  # keys the callee pressed
+    transfer: str | None = None  # "accepted <Refer-To>" / "refused <Refer-To>" for a REFER
+    recording: str | None = None  # the WAV of what the callee heard, when recording
 
 
 def utc_now() -> datetime:
