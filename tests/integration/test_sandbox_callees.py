@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from sandbox.calls import callee_story
 from sandbox.plan import parse_plan_text
 from sandbox.server import SandboxPbx
 from tests.support.answer_scripts import ScriptedTest
@@ -98,6 +99,7 @@ def test_callee_presses_1_after_the_prompt_starts_and_records_what_it_heard(
     assert ended(pbx, "+8613900007001")
     record = record_of(pbx, "+8613900007001")
     assert record.pressed == "1"
+    assert callee_story(record) == f"heard {record.heard_s:.1f} s of prompt, pressed 1"
     assert record.heard_s is not None and 0.3 <= record.heard_s < 3.0
     assert record.recording is not None
     with wave.open(record.recording, "rb") as wav:
@@ -114,6 +116,7 @@ def test_callee_accepting_refer_reports_200(pbx: SandboxPbx, agent: SipAgent) ->
     assert ended(pbx, "+8613900007002")
     transfer = record_of(pbx, "+8613900007002").transfer
     assert transfer is not None and transfer.startswith("accepted") and "advisors" in transfer
+    assert callee_story(record_of(pbx, "+8613900007002")).endswith("transferred to advisors")
 
 
 def test_callee_refusing_refer_gets_the_agent_bridged_instead(pbx: SandboxPbx, agent: SipAgent) -> None:
