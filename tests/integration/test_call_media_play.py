@@ -83,3 +83,23 @@ def test_prompt_tone_reaches_the_callee_whole(agent: SipAgent, baresip_callee: B
     assert dominant_hz(samples, rate) == pytest.approx(1000.0, abs=10.0)
     assert 1.8 <= span_s <= 2.1
     assert quiet_frames == 0
+
+
+class Raising(PlayThenHangUp):
+    """Raises in on_tick: the runtime must hang up and report, not die."""
+
+    def on_tick(self, now: float) -> None:
+        raise RuntimeError("a bug in the flow")
+
+
+def test_a_script_that_raises_is_hung_up_and_reported(
+    agent: SipAgent, baresip_callee: BaresipCallee, tmp_path: Path
+) -> None:
+    """The script's exception ends the call (BYE from us), lands in flow["error"], and the agent keeps working."""
+    wav = write_tone(tmp_path / "prompt.wav", 1.0, 1000.0)
+    result = agent.call(baresip_callee.uri(), timeout_s=30, script_factory=lambda: Raising(wav))
+    assert result.answered and result.hangup_by == "local"
+    assert result.flow is not None and result.flow["error"] == "on_tick: RuntimeError: a bug in the flow"
+    script = PlayThenHangUp(wav)
+    again = agent.call(baresip_callee.uri(), timeout_s=30, script_factory=lambda: script)
+    assert again.answered and script.finished and again.flow is not None and "error" not in again.flow
