@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 
 from tests.support.answer_scripts import ScriptedTest
-from tests.support.baresip import BaresipCallee, start_baresip_callee, write_tone
-from tests.support.sipp import SippPeer
+from tests.support.baresip import BaresipCallee, loud_span, read_wav, start_baresip_callee, write_tone
+from tests.support.sipp import SippPeer, free_port
 from worker.sip import SipAccountConfig, SipAgent
 from worker.sip.answer import MediaControl
 
@@ -189,3 +189,34 @@ def test_full_recordings_directory_is_reported_and_the_call_goes_on(
     [(reported, error)] = script.recordings
     assert reported == str(path)
     assert error is not None and error.startswith("recording_failed: ") and "disk full" in error
+
+
+def test_prompt_and_recording_follow_a_reinvite_that_replaces_the_stream(sipp_uas: Sipp, tmp_path: Path) -> None:
+    """sipp echoes our audio and re-INVITEs to PCMA 0.8 s into a 3 s prompt: the whole prompt's echo is recorded."""
+    peer = sipp_uas("reinvite_codec", pause_ms=800, extra_args=["-rtp_echo", "-mp", str(free_port())])
+    prompt = write_tone(tmp_path / "prompt.wav", 3.0, 1000.0)
+    path = tmp_path / "echo.wav"
+
+    def answer(ctl: MediaControl) -> None:
+        ctl.start_recording(str(path), "message", 30.0)  # the callee only: here, the echo of our prompt
+        ctl.play(str(prompt))
+
+    def until(s: ScriptedTest) -> bool:
+        assert s.ctl is not None
+        if s.ctl.play_state()[1] and not s.recordings:
+            s.ctl.stop_recording()
+        return bool(s.recordings)
+
+    script = ScriptedTest(on_answer_do=answer, until=until)
+    agent = agent_for(peer.address)
+    try:
+        result = agent.call(f"sip:callee@{peer.address}", timeout_s=30, script_factory=lambda: script)
+    finally:
+        agent.stop(grace_s=0)
+    assert result.answered and not script.timed_out
+    answers = [m.status for m in peer.messages() if m.direction == "rx" and m.cseq_method == "INVITE" and m.status]
+    assert answers == [200]  # the re-INVITE was accepted
+    assert script.recordings == [(str(path), None)]
+    samples, rate = read_wav(path)
+    span_s, quiet_frames = loud_span(samples, rate)
+    assert 2.7 <= span_s <= 3.3 and quiet_frames <= 5  # a re-INVITE may cost a frame or two, not the rest
