@@ -21,11 +21,13 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from shared.errors import CapacityExceeded, InvalidNumber, TransientSipError
 from worker.sip import pj_objects as pjo
+from worker.sip.answer import MediaError
 from worker.sip.commands import (
     AbortCall,
     AgentLimits,
@@ -37,10 +39,11 @@ from worker.sip.commands import (
     fail_future,
     resolve_future,
 )
-from worker.sip.config import RegistrationResult, SipAccountConfig
+from worker.sip.config import CallResult, RegistrationResult, SipAccountConfig
 from worker.sip.errors import AgentStopped, CertificateRejected
 from worker.sip.pacing import EvenPacer, registration_backoff
 from worker.sip.responses import ResponseLog
+from worker.sip.scripted import ScriptedCall
 from worker.sip.tls_check import TlsVerifyLog, certificate_message, is_certificate_failure
 from worker.sip.trace import CallTrace
 
@@ -58,6 +61,12 @@ class _Live:
     ring_deadline: float
     hangup_at: float | None = None
     hung_up: bool = False
+    flow: ScriptedCall | None = None  # the answer script, when the request has one
+
+    def result(self, *, now: datetime | None = None, error: str | None = None) -> CallResult:
+        result = self.call.trace.result(now=now, error=error)
+        flow = self.flow.flow() if self.flow is not None else None
+        return result if flow is None else replace(result, flow=flow)
 
 
 class SipRuntime:
@@ -175,7 +184,9 @@ class SipRuntime:
         now = pjo.utcnow()
         for live in self._live:
             error = None if live.call.trace.ended else "agent stopped before the call ended"
-            resolve_future(live.request.future, live.call.trace.result(now=now, error=error))
+            if live.flow is not None:
+                live.flow.close()
+            resolve_future(live.request.future, live.result(now=now, error=error))
         for waiter in self._reg_waiters:
             fail_future(waiter, exc)
         self._reg_waiters.clear()
@@ -231,7 +242,7 @@ class SipRuntime:
 
     # ---------------------------------------------------------------------- tick
     def _wait_ms(self) -> int:
-        if self._waiting and len(self._live) < self._max_calls:
+        if self._waiting and self._slots_used() < self._max_calls:
             delay = max(self._pacer.delay(), self._slot_retry_at - time.monotonic())
             return max(0, min(self.limits.poll_ms, math.ceil(delay * 1000)))
         return self.limits.poll_ms
@@ -293,12 +304,18 @@ class SipRuntime:
         clears and hangs up whatever call now holds its old slot id, so a
         Call object outliving its call would kill the next call in that slot.
         """
-        ended = [live for live in self._live if live.call.trace.ended]
+        now = time.monotonic()
+        for live in self._live:
+            if live.flow is not None:
+                live.flow.release_ended_leg()
+            if live.call.trace.ended and live.flow is not None:
+                live.flow.ended("local" if live.call.trace.local_hangup else "remote", now)
+        ended = [live for live in self._live if live.call.trace.ended and (live.flow is None or live.flow.idle(now))]
         if not ended:
             return
-        self._live = [live for live in self._live if not live.call.trace.ended]
+        self._live = [live for live in self._live if live not in ended]
         for live in ended:
-            result = live.call.trace.result()
+            result = live.result()
             if result.error and is_certificate_failure(result.status, result.reason):
                 # Nothing reached the trunk: a configuration error, not a call outcome.
                 message = certificate_message(self.account, self._tls_log.latest())
@@ -316,7 +333,7 @@ class SipRuntime:
             fail_future(req.future, CapacityExceeded(f"no free call slot within {self.limits.slot_wait_s:g} s"))
 
     def _start_calls(self, now: float) -> None:
-        while self._waiting and len(self._live) < self._max_calls and now >= self._slot_retry_at:
+        while self._waiting and self._slots_used() < self._max_calls and now >= self._slot_retry_at:
             if not self._pacer.try_acquire():
                 return
             req = self._waiting.popleft()
@@ -356,6 +373,8 @@ class SipRuntime:
                 continue
             if live.request.aborted:
                 self._hang_up(live)
+            elif live.request.script_factory is not None:
+                self._run_script(live, now)
             elif trace.answered:
                 if live.hangup_at is None:
                     live.hangup_at = now + live.request.hold_s
@@ -363,6 +382,42 @@ class SipRuntime:
                     self._hang_up(live)
             elif now >= live.ring_deadline:
                 self._hang_up(live, ring_timeout=True)
+
+    def _run_script(self, live: _Live, now: float) -> None:
+        """Ring timer until answered; then the script decides when the call ends."""
+        call = live.call
+        if live.flow is None:
+            if call.confirmed and live.request.script_factory is not None:
+                live.flow = ScriptedCall(live.request.script_factory)
+                live.flow.start(call, call.trace.answer_at, now, lambda: None if live.hung_up else self._hang_up(live),
+                                self._place_leg)
+            elif not call.trace.answered and now >= live.ring_deadline:
+                self._hang_up(live, ring_timeout=True)
+                return
+        if live.flow is not None and live.flow.tick(now) and not live.hung_up:
+            self._hang_up(live)
+
+    def _place_leg(self, uri: str) -> pjo.PjCall:
+        """A bridged transfer's second call, through the same account; MediaError when it cannot start."""
+        if self._acc is None or self._stopping:
+            raise MediaError("the SIP agent is stopping")
+        if not pjo.verify_uri(self._ep, uri):
+            raise MediaError(f"{uri!r} is not a valid SIP URI")
+        if self._slots_used() >= self._max_calls:
+            raise MediaError(f"no free call slot for the bridged call ({self._max_calls} in use)")
+        trace = CallTrace(uri, pjo.utcnow())
+        call = pjo.PjCall(self._acc, trace, self._responses)
+        try:
+            call.makeCall(uri, pjo.new_call_param())
+        except pjo.PjError as exc:
+            del call  # never got a call id, so freeing it touches no slot
+            raise MediaError(f"pjsua refused the bridged call to {uri}: {exc.reason.strip()}") from None
+        trace.call_id = pjo.call_id_of(call)
+        return call
+
+    def _slots_used(self) -> int:
+        """pjsua call slots held: our calls plus their bridged legs."""
+        return len(self._live) + sum(1 for live in self._live if live.flow is not None and live.flow.holds_leg)
 
     def _hang_up(self, live: _Live, *, ring_timeout: bool = False) -> None:
         live.hung_up = True
