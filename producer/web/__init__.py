@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from producer.web import auth_routes, dnc_routes, routes, session
-from producer.web.core import HERE, SESSION_COOKIE, ForwardedPrefix, SignInRequired, WebConfig, href, root
+from producer.web.core import HERE, SESSION_COOKIE, ForwardedPrefix, SignInRequired, WebConfig, here, href, root
 
 __all__ = ["install"]
 
@@ -53,10 +53,7 @@ def _docs(request: Request) -> HTMLResponse:
 async def _sign_in(request: Request, _exc: Exception) -> Response:
     """A page asked for without a valid session goes to sign-in and back; anything else is refused."""
     if request.method in ("GET", "HEAD"):
-        base, path = root(request), request.url.path
-        target = (path if base and path.startswith(base + "/") else base + path) + (
-            f"?{request.url.query}" if request.url.query else "")
         expired = 1 if request.cookies.get(SESSION_COOKIE) else None
-        return RedirectResponse(href(request, "/ui/login", next=target, expired=expired),
+        return RedirectResponse(href(request, "/ui/login", next=here(request), expired=expired),
                                 status_code=303)
     return PlainTextResponse("sign in first: no valid session", status_code=401)

@@ -79,6 +79,10 @@ class ForwardedPrefix:
                     prefix = value.decode("latin-1").rstrip("/")
                     if _PREFIX.fullmatch(prefix):
                         scope = {**scope, "root_path": prefix}
+                        if not scope["path"].startswith(prefix + "/"):  # the proxy stripped it: put it back,
+                            # as uvicorn's --root-path does (the ASGI path includes root_path; routing strips it)
+                            raw = scope.get("raw_path") or scope["path"].encode()
+                            scope.update(path=prefix + scope["path"], raw_path=prefix.encode() + raw)
                     break
         await self.app(scope, receive, send)
 
@@ -89,6 +93,13 @@ def config(request: Request) -> WebConfig:
 
 def root(request: Request) -> str:
     return str(request.scope.get("root_path", "")).rstrip("/")
+
+
+def here(request: Request) -> str:
+    """This request's path and query under the prefix (the path holds the prefix or not, by how it came)."""
+    base, path = root(request), request.url.path
+    full = path if base and path.startswith(base + "/") else base + path
+    return full + (f"?{request.url.query}" if request.url.query else "")
 
 
 def href(request: Request, path: str, **query: Any) -> str:
@@ -143,7 +154,7 @@ def page(request: Request, template: str, status_code: int = 200, **context: Any
     base = {
         "t": translator(lang), "lang": lang, "csrf": csrf, "root": root(request),
         "href": lambda path, **q: href(request, path, **q), "fmt_time": fmt_time, "fmt_duration": fmt_duration,
-        "current": request.url.path, "quote": quote,
+        "here": here(request), "quote": quote,
     }
     response = web.templates.TemplateResponse(request, template, {**base, **context}, status_code=status_code)
     response.headers.update(SECURITY_HEADERS)
@@ -163,7 +174,7 @@ def secure(request: Request) -> bool:
 
 
 def fmt_time(value: datetime | None, tz: str | None = None) -> str:
-    """A time as the operator reads it: in the campaign's zone when given (the column says which), else with its offset."""
+    """A time as an operator reads it: in the campaign's zone when given (the column says which), else with offset."""
     if value is None:
         return ""
     if tz is not None:

@@ -49,7 +49,7 @@ def test_operator_runs_the_demo_list_from_the_browser(
     page.goto(f"{server.base}/ui/new")
     _fill(page, {"name": CAMPAIGN, "window": "25:00-26:00", "ring-timeout": "4s", "hold": "2s",
                  "max-attempts": "2", "retry-delay": "busy=3s,no_answer=3s,transient=3s,worker_lost=3s",
-                 "cps": "20", "max-concurrent": "8", "cps": "oops"})
+                 "max-concurrent": "8", "cps": "oops"})
     page.click("form.form-grid button[type=submit]")
     errors = {f: page.inner_text(f".field[data-field='{f}'] .field-error")
               for f in page.eval_on_selector_all(".field.invalid", "els => els.map(e => e.dataset.field)")}
@@ -60,7 +60,9 @@ def test_operator_runs_the_demo_list_from_the_browser(
     _fill(page, {"window": "", "cps": "20"})
     page.click("form.form-grid button[type=submit]")
     page.wait_for_selector("#status")
-    campaign_id, state = db.execute("SELECT id, state FROM campaigns WHERE name = %s", (CAMPAIGN,)).fetchone() or (0, "")
+    row = db.execute("SELECT id, state FROM campaigns WHERE name = %s", (CAMPAIGN,)).fetchone()
+    assert row is not None
+    campaign_id, state = row
     assert state == "draft" and page.url.split("?")[0].endswith(f"/ui/campaigns/{campaign_id}")
 
     page.set_input_files("form[data-upload] input[type=file]", str(sample_csv()))
@@ -75,7 +77,8 @@ def test_operator_runs_the_demo_list_from_the_browser(
     assert shown["rejected"] > 0 and shown["dnc"] == 1
     rejects = db.execute("SELECT row_number::text, field, raw_value, reason FROM upload_rejects"
                          " ORDER BY row_number, field").fetchall()
-    table = page.eval_on_selector_all("#rejects tbody tr", "rows => rows.map(r => [...r.cells].map(c => c.textContent))")
+    table = page.eval_on_selector_all("#rejects tbody tr",
+                                      "rows => rows.map(r => [...r.cells].map(c => c.textContent))")
     assert [tuple(r) for r in table] == rejects
     with page.expect_download() as download:
         page.click("#rejects-csv")
