@@ -103,7 +103,7 @@ def test_operator_runs_the_demo_list_from_the_browser(
     text = ladder.inner_text()
     tries = db.execute("SELECT a.variant, a.status_code FROM call_attempts a JOIN dial_jobs j ON j.id = a.job_id"
                        " WHERE j.e164 = '+8613900001111' ORDER BY a.attempt, a.try_index").fetchall()
-    assert len(tries) >= 2 and tries[-1][1] == 200
+    assert tries and tries[-1][1] == 200  # variants before e164 only while the fleet has not learnt the order
     assert page.eval_on_selector_all(".ladder tbody tr", "rows => rows.length") == len(tries)
     for variant, code in tries:
         assert variant in text and str(code) in text
