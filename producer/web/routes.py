@@ -46,7 +46,9 @@ def new_campaign_form(request: Request) -> HTMLResponse:
 @router.post("/ui/new", response_class=HTMLResponse)
 async def new_campaign(request: Request) -> Response:
     form = await request.form()
-    result = forms.read_form({k: v for k, v in form.items() if isinstance(v, str)})
+    files = {f.name: await upload.read() for f in forms.FIELDS
+             if f.kind == "file" and isinstance(upload := form.get(f.name), UploadFile) and upload.filename}
+    result = forms.read_form({k: v for k, v in form.items() if isinstance(v, str)}, files)
     if result.spec is None:
         return page(request, "new_campaign.html", 400, fields=forms.FIELDS, values=result.values,
                     errors=result.errors)
