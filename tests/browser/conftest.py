@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.fleet import ManagedProcess, dialer_env, running_fleet, wait_until
+from tests.support.fleet import Fleet, ManagedProcess, dialer_env, running_fleet, wait_until
 from tests.support.private_services import free_port
 
 CHROMIUM = "/usr/bin/chromium"
@@ -36,6 +36,7 @@ class Server:
     port: int
     token: str
     api: ManagedProcess
+    fleet: Fleet
 
     def client(self) -> httpx.Client:
         """An API client with the bearer token, as a CRM would call it."""
@@ -93,7 +94,7 @@ def server(database_url: str, redis_url: str, tmp_path_factory: pytest.TempPathF
 
             wait_until(lambda: healthy() or not api.alive, 60, "dialer api to answer /healthz")
             assert api.alive, api.log_text()
-            yield Server(base, port, token, api)
+            yield Server(base, port, token, api, fleet)
             assert token not in "".join(p.read_text(errors="replace") for p in fleet.log_files())
     finally:
         pbx.stop()

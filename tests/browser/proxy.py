@@ -18,7 +18,7 @@ HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "te", "
                         "proxy-authorization", "proxy-authenticate"})
 
 
-def _handler(upstream_port: int, prefix: str, seen: list[str]) -> type[BaseHTTPRequestHandler]:
+def _handler(upstream_port: int, prefix: str, seen: list[str], tell: bool) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -35,7 +35,8 @@ def _handler(upstream_port: int, prefix: str, seen: list[str]) -> type[BaseHTTPR
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else None
             headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
-            headers["X-Forwarded-Prefix"] = prefix
+            if tell:
+                headers["X-Forwarded-Prefix"] = prefix
             upstream = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=60)
             try:
                 upstream.request(self.command, self.path[len(prefix):] or "/", body=body, headers=headers)
@@ -57,10 +58,13 @@ def _handler(upstream_port: int, prefix: str, seen: list[str]) -> type[BaseHTTPR
 
 
 @contextmanager
-def prefix_proxy(upstream_port: int, prefix: str = "/dialer") -> Iterator[tuple[str, list[str]]]:
-    """Yield (base URL with the prefix, list of "METHOD path" the proxy received)."""
+def prefix_proxy(upstream_port: int, prefix: str = "/dialer", *, tell: bool = True) -> Iterator[tuple[str, list[str]]]:
+    """Yield (base URL with the prefix, list of "METHOD path" the proxy received).
+
+    ``tell=False``: no X-Forwarded-Prefix; the upstream must know its prefix (``dialer api --root-path``).
+    """
     seen: list[str] = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(upstream_port, prefix, seen))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(upstream_port, prefix, seen, tell))
     thread = threading.Thread(target=server.serve_forever, name="prefix-proxy", daemon=True)
     thread.start()
     try:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 
@@ -12,6 +14,8 @@ from tests.browser.conftest import Server
 from tests.browser.pages import new_context, session_cookie, shot, sign_in
 from tests.browser.proxy import prefix_proxy
 from tests.support.factories import add_jobs, create_campaign, fictional_numbers
+from tests.support.fleet import wait_until
+from tests.support.private_services import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -50,6 +54,39 @@ def test_every_link_and_fetch_stays_under_the_proxy_prefix(
     assert seen and all(line.split(" ", 1)[1].startswith("/dialer/") for line in seen), seen
     started = db.execute("SELECT state FROM campaigns WHERE id = %s", (campaign_id,)).fetchone()
     assert started in (("running",), ("finished",))  # the dispatcher may already have dialled all three
+
+
+def test_root_path_option_serves_under_a_prefix_without_the_header(
+    browser: Any, server: Server, db: psycopg.Connection[Any]
+) -> None:
+    """`dialer api --root-path /ops`, behind a proxy that strips /ops and says nothing: sign in, create, no 404."""
+    port = free_port()
+    api = server.fleet._start("api-root-path", ["api", "--port", str(port), "--root-path", "/ops"],  # its logging
+                              server.fleet.env, None)
+    wait_until(lambda: _answers(f"http://127.0.0.1:{port}/healthz") or not api.alive, 60, "dialer api --root-path")
+    with prefix_proxy(port, "/ops", tell=False) as (base, seen):
+        context = new_context(browser)
+        page = context.new_page()
+        failed: list[str] = []
+        page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+        sign_in(page, base, server.token)
+        page.click("text=New campaign")
+        page.fill("#f-name", "under-root-path")
+        page.click("form.form-grid button[type=submit]")
+        page.wait_for_selector("#status")
+        assert page.url.startswith(f"{base}/ui/campaigns/")
+        context.close()
+    api.signal(signal.SIGTERM)
+    assert failed == []
+    assert seen and all(line.split(" ", 1)[1].startswith("/ops/") for line in seen), seen
+    assert db.execute("SELECT state FROM campaigns WHERE name = 'under-root-path'").fetchone() == ("draft",)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def test_language_follows_the_browser_and_the_switch(browser: Any, server: Server, artefacts: Path) -> None:
