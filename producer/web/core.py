@@ -30,7 +30,7 @@ from fastapi.templating import Jinja2Templates
 from psycopg.rows import TupleRow
 
 from producer.web import session
-from producer.web.i18n import translator
+from producer.web.i18n import translator, word
 
 Conn = psycopg.Connection[TupleRow]
 SESSION_COOKIE = "dialer_session"
@@ -154,7 +154,7 @@ def page(request: Request, template: str, status_code: int = 200, **context: Any
     base = {
         "t": translator(lang), "lang": lang, "csrf": csrf, "root": root(request),
         "href": lambda path, **q: href(request, path, **q), "fmt_time": fmt_time, "fmt_duration": fmt_duration,
-        "here": here(request), "quote": quote,
+        "here": here(request), "quote": quote, "word": lambda code: word(lang, str(code)),
     }
     response = web.templates.TemplateResponse(request, template, {**base, **context}, status_code=status_code)
     response.headers.update(SECURITY_HEADERS)

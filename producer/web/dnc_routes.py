@@ -10,6 +10,7 @@ imported, and the report's rows are shown before the folder goes.
 from __future__ import annotations
 
 import csv
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -26,6 +27,7 @@ from shared.errors import DialerError
 Db = Annotated[Conn, Depends(connection)]
 router = APIRouter(dependencies=[Depends(require_session)])
 MAX_SHOWN_REJECTS = 200
+E164 = re.compile(r"\+[1-9][0-9]{5,14}")
 
 
 def _dnc_page(request: Request, conn: Conn, q: str = "", status_code: int = 200, **context: object) -> HTMLResponse:
@@ -34,9 +36,10 @@ def _dnc_page(request: Request, conn: Conn, q: str = "", status_code: int = 200,
 
 
 @router.get("/ui/dnc", response_class=HTMLResponse)
-def dnc_page(request: Request, conn: Db, q: str = "", msg: str = "", error: str = "", e164: str = "",
-             n: int = 0) -> HTMLResponse:
-    return _dnc_page(request, conn, q, msg=msg, error=error, e164=e164, n=n)
+def dnc_page(request: Request, conn: Db, q: str = "", msg: str = "", e164: str = "", n: int = 0) -> HTMLResponse:
+    """The list; ``msg`` names a fixed sentence about ``e164`` (shown only when it is an E.164 number)."""
+    shown = msg if E164.fullmatch(e164) else ""
+    return _dnc_page(request, conn, q, msg=shown, e164=e164, n=n)
 
 
 @router.post("/ui/dnc/add")
@@ -45,7 +48,7 @@ def dnc_add(request: Request, conn: Db, number: Annotated[str, Form()] = "",
     try:
         added = add_dnc(conn, number, reason=reason.strip() or None, region=config(request).region)
     except DialerError as exc:
-        return redirect(request, "/ui/dnc", error=str(exc))
+        return _dnc_page(request, conn, status_code=400, error=str(exc))
     key = "dnc_added" if added.added else "dnc_already"
     return redirect(request, "/ui/dnc", msg=key, e164=added.e164, n=added.jobs_skipped)
 
@@ -55,7 +58,7 @@ def dnc_remove(request: Request, conn: Db, number: Annotated[str, Form()] = "") 
     try:
         e164, removed = remove_dnc(conn, number, region=config(request).region)
     except DialerError as exc:
-        return redirect(request, "/ui/dnc", error=str(exc))
+        return _dnc_page(request, conn, status_code=400, error=str(exc))
     return redirect(request, "/ui/dnc", msg="dnc_removed" if removed else "dnc_not_listed", e164=e164)
 
 

@@ -145,7 +145,22 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "st_cancelled": ("cancelled", "已取消"),
     "st_finished": ("finished", "已结束"),
 }
+# Outcomes and job states: the stored word stays the English code (it is the CSV's and the API's value);
+# pages show it in the reader's language. A code with no entry here (a new outcome) is shown as it is.
+WORDS: dict[str, str] = {
+    "answered": "已接听", "busy": "忙线", "no_answer": "无人接听", "rejected": "被拒接", "not_found": "号码不存在",
+    "invalid_number": "无效号码", "auth_failed": "线路认证失败", "transient": "临时故障", "failed": "失败",
+    "worker_lost": "外呼进程中断", "cancelled": "已取消", "skipped_dnc": "免打扰跳过", "pending": "待拨",
+    "queued": "排队中", "dialing": "拨打中", "completed": "已完成", "retry_wait": "等待重试",
+    "transferred": "已转接", "transfer_failed": "转接失败", "opted_out": "已退订", "message_played": "已播放",
+    "abandoned": "放弃呼叫",
+}
 _INDEX = {"en": 0, "zh-CN": 1}
+
+
+def word(language: str, code: str) -> str:
+    """An outcome or job state in ``language``: the code itself in English or when it has no entry."""
+    return WORDS.get(code, code) if language == "zh-CN" else code.replace("_", " ")
 
 
 def translator(language: str) -> Callable[..., str]:

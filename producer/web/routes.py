@@ -70,11 +70,16 @@ async def new_campaign(request: Request) -> Response:
 
 @router.get("/ui/campaigns/{campaign_id}", response_class=HTMLResponse)
 def campaign_page(request: Request, campaign_id: int, conn: Db, q: str = "", outcome: str = "", p: int = 1,
-                  msg: str = "", state: str = "", error: str = "") -> HTMLResponse:
+                  msg: str = "", state: str = "") -> HTMLResponse:
+    return _campaign(request, conn, campaign_id, q=q, outcome=outcome, p=p, msg=msg, new_state=state)
+
+
+def _campaign(request: Request, conn: Conn, campaign_id: int, *, q: str = "", outcome: str = "", p: int = 1,
+              status_code: int = 200, **notices: str) -> HTMLResponse:
+    """The campaign page; ``notices`` are fixed message keys (from the URL) or an error of this request."""
     campaign = queries.campaign_by_id(conn, campaign_id)
-    return page(request, "campaign.html", c=campaign, s=queries.summary(conn, campaign),
-                jobs=queries.jobs_page(conn, campaign_id, q, outcome, p), q=q, outcome=outcome,
-                msg=msg, new_state=state, error=error)
+    return page(request, "campaign.html", status_code, c=campaign, s=queries.summary(conn, campaign),
+                jobs=queries.jobs_page(conn, campaign_id, q, outcome, p), q=q, outcome=outcome, **notices)
 
 
 @router.get("/ui/campaigns/{campaign_id}/live", response_class=HTMLResponse)
@@ -118,8 +123,8 @@ def campaign_action(request: Request, campaign_id: int, action: Action, conn: Db
         return page(request, "confirm_cancel.html", c=campaign)
     try:
         state = change_state(conn, campaign.name, action)
-    except ConfigError as exc:
-        return redirect(request, f"/ui/campaigns/{campaign_id}", error=str(exc))
+    except ConfigError as exc:  # e.g. someone else paused it first: say so on the page, as the CLI would
+        return _campaign(request, conn, campaign_id, status_code=409, error=str(exc))
     return redirect(request, f"/ui/campaigns/{campaign_id}", state=state)
 
 

@@ -94,7 +94,8 @@ def test_operator_runs_the_demo_list_from_the_browser(
     page.wait_for_function("n => document.querySelectorAll('#jobs-table tbody tr[data-job]').length === n",
                            arg=len(jobs))
     shown_outcomes = dict(page.eval_on_selector_all(
-        "#jobs-table tbody tr[data-job]", "rows => rows.map(r => [r.dataset.e164, r.cells[2].textContent.trim()])"))
+        "#jobs-table tbody tr[data-job]",
+        "rows => rows.map(r => [r.dataset.e164, r.querySelector('[data-code]').dataset.code])"))
     assert shown_outcomes == jobs
     shot(page, artefacts, "04-campaign-done")
 

@@ -46,4 +46,11 @@ def test_import_search_and_remove_numbers(
     page.click("#dnc-list tr[data-e164='+8613900008882'] button[type=submit]")
     assert "+8613900008882" in page.inner_text("#dnc-msg")
     assert dict(db.execute("SELECT e164, reason FROM dnc").fetchall()) == {"+8613900008881": "客户要求"}
+
+    page.fill("#dnc-add input[name=number]", "call me maybe")
+    with page.expect_response(lambda r: r.request.method == "POST") as refused:
+        page.click("#dnc-add button[type=submit]")
+    assert refused.value.status == 400
+    assert "letters" in page.inner_text("p.error")  # the producer's own words, as `dialer dnc add` prints them
+    assert db.execute("SELECT count(*) FROM dnc").fetchone() == (1,)
     context.close()

@@ -80,6 +80,7 @@ def test_redirects_stay_on_this_app(target: str | None, root: str, expected: str
 
 
 def test_sign_in_form_nonce_must_match_its_cookie() -> None:
+    """The sign-in form's double-submit value: equal to its cookie, or refused (either one missing too)."""
     nonce = session.login_nonce()
     assert session.nonce_ok(nonce, nonce)
     assert not session.nonce_ok(nonce, session.login_nonce())
