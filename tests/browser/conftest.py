@@ -43,12 +43,22 @@ class Server:
         return httpx.Client(base_url=self.base, headers={"Authorization": f"Bearer {self.token}"}, timeout=30)
 
 
+def _artefacts_folder() -> Path:
+    return Path(os.environ.get("DIALER_TEST_ARTEFACTS") or REPO / "tmp" / "artefacts") / "browser"
+
+
 @pytest.fixture(scope="session")
 def artefacts() -> Path:
-    folder = Path(os.environ.get("DIALER_TEST_ARTEFACTS") or REPO / "tmp" / "artefacts") / "browser"
+    folder = _artefacts_folder()
     folder.mkdir(parents=True, exist_ok=True)
-    print(f"\nbrowser test screenshots: {folder}")
     return folder
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say where the screenshots are, at the end of every run that took some."""
+    folder = _artefacts_folder()
+    if folder.is_dir() and any(folder.glob("*.png")):
+        terminalreporter.write_line(f"browser test screenshots: {folder}")
 
 
 @pytest.fixture(scope="session")
