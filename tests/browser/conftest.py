@@ -73,7 +73,7 @@ def browser() -> Iterator[Any]:
         chromium.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # gone before any other package's tests run: its dispatcher would take their jobs
 def server(database_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """``dialer api`` plus two worker processes and a dispatcher, all dialling the sandbox PBX."""
     from sandbox import SandboxPbx, load_plan
