@@ -60,8 +60,12 @@ def summary(conn: Connection[Any], campaign: Campaign) -> dict[str, Any]:
     return status
 
 
+LIST_LIMIT = 100  # the list refreshes every few seconds: the newest campaigns, not every one ever made
+
+
 def summaries(conn: Connection[Any]) -> list[dict[str, Any]]:
-    return [summary(conn, campaign) for campaign in reversed(list_campaigns(conn))]
+    """The newest campaigns first, each with its live figures."""
+    return [summary(conn, campaign) for campaign in list(reversed(list_campaigns(conn)))[:LIST_LIMIT]]
 
 
 @dataclass(frozen=True)
