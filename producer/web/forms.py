@@ -101,7 +101,7 @@ def _message(exc: Exception, spec_name: str) -> str:
 
 def read_form(form: Mapping[str, str], files: Mapping[str, bytes] | None = None) -> FormResult:
     """Parse and check every field; a spec only when all are good (``files`` is the hook for file fields)."""
-    values = {f.name: str(form.get(f.name, "")).strip() for f in FIELDS if f.kind != "file"}
+    values = {f.name: str(form.get(f.name, f.default)).strip() for f in FIELDS if f.kind != "file"}  # absent: default
     tz = _usable_tz(values.get("tz") or _PROBE.tz)
     parsed, errors = _parse_all(values, tz)
     for f in FIELDS:
