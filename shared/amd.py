@@ -83,8 +83,9 @@ class AmdSettings:
     silence_threshold: int = 256  # mean absolute 16-bit sample; the floor of the adaptive threshold
     initial_silence_decision: Decision = Decision.NOTSURE
     adaptive_floor: bool = True
-    noise_floor_ratio: float = 2.0  # voice is this many times (6 dB over) the noise floor's level
-    noise_floor_rise_db_per_s: float = 3.0
+    noise_floor_ratio: float = 1.6  # voice is this many times (4 dB over) the noise floor's level
+    noise_floor_window_ms: int = 1000
+    noise_floor_rank: int = 6  # the floor is the 6th quietest frame of the window: 120 ms at 20 ms frames
     # max_words decides only with this much voice heard: espeak-ng's (and a person's) "你好，哪位？"
     # is five "words" of 50 ms gaps, and any shorter bar called short answers machines.
     words_min_voice_ms: int = 1500
@@ -120,7 +121,8 @@ class AmdSettings:
         )
 
 
-_POSITIVE = frozenset({"total_analysis_ms", "min_word_ms", "max_words", "max_word_ms", "noise_floor_ratio"})
+_POSITIVE = frozenset({"total_analysis_ms", "min_word_ms", "max_words", "max_word_ms", "noise_floor_ratio",
+                       "noise_floor_window_ms", "noise_floor_rank"})
 
 
 @dataclass(frozen=True)
@@ -148,7 +150,7 @@ class AmdDetector:
         self.settings = s = settings or AmdSettings()
         self.rate = sample_rate
         self.result: AmdResult | None = None
-        self._floor = NoiseFloor(s.noise_floor_rise_db_per_s)
+        self._floor = NoiseFloor(s.noise_floor_window_ms, s.noise_floor_rank)
         self._tones = ToneTracker(
             sample_rate, low_hz=s.beep_min_hz, high_hz=s.beep_max_hz, min_ms=s.beep_min_ms,
             purity=s.beep_purity, tolerance_hz=s.beep_tolerance_hz,

@@ -5,9 +5,9 @@ early-media classifier share:
 
 * :func:`pcm16` turns whatever a caller holds (bytes from an RTP tap, a numpy
   array) into samples, tolerating odd lengths and empty frames;
-* :class:`NoiseFloor` follows the level of the quietest recent frames
-  (falls at once, rises slowly), so "silence" means "near the line's own
-  noise" rather than a fixed 256 that a noisy line never gets below;
+* :class:`NoiseFloor` follows the level of the quietest recent frame, so
+  "silence" means "near the line's own noise" rather than a fixed 256 that
+  a noisy line never gets below;
 * :class:`ToneTracker` finds a steady single tone (a voicemail beep, a
   ringback) by one FFT per 20 ms frame: a frame is tonal when most of its
   power sits within one window main lobe of the peak, and a tone is a run of
@@ -18,6 +18,7 @@ early-media classifier share:
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,22 +42,37 @@ def mean_abs(samples: Samples) -> float:
 
 
 class NoiseFloor:
-    """The line's noise level: follows a quieter frame at once, rises ``rise_db_per_s`` otherwise.
+    """The line's noise level: a low order statistic of the last ``window_ms`` of frame levels.
 
-    Speech dips between syllables every few hundred milliseconds, so even in
-    a continuous greeting the floor keeps returning to the background level,
-    while a steady noise pulls it up within a second or two.
+    Speech dips between syllables several times a second, so even inside a
+    continuous greeting the window holds frames at the background level,
+    and a noise that starts or grows is learnt within one window. The
+    ``rank``-th quietest frame (not the quietest) is taken, so a few odd
+    frames cannot drag the floor to zero for a whole window: the digital
+    silence and the half-empty frame before an RTP stream starts, on a noisy
+    line. Digital silence that lasts (a clean line, a leg whose far end
+    suppresses silence) does fill the low ranks, and the floor is then 0.
+    With nothing to go on the floor is 0.
     """
 
-    def __init__(self, rise_db_per_s: float) -> None:
-        self._rise_per_ms = 10 ** (rise_db_per_s / 20 / 1000)
-        self.level: float | None = None
+    def __init__(self, window_ms: float, rank: int = 6) -> None:
+        self.window_ms = window_ms
+        self.rank = rank
+        self._now = 0.0
+        self._levels: deque[tuple[float, float]] = deque()  # (time, level) within the window
+        self.level = 0.0
 
     def update(self, level: float, ms: float) -> float:
-        if self.level is None or level < self.level:
-            self.level = level
+        self._now += ms
+        levels = self._levels
+        levels.append((self._now, level))
+        while levels and levels[0][0] <= self._now - self.window_ms:
+            levels.popleft()
+        if not levels:
+            self.level = 0.0
         else:
-            self.level = min(level, self.level * self._rise_per_ms**ms)
+            ordered = sorted(lv for _, lv in levels)
+            self.level = ordered[min(self.rank - 1, len(ordered) - 1)]
         return self.level
 
 

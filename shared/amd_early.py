@@ -37,7 +37,8 @@ class EarlyMedia(StrEnum):
 class EarlyMediaSettings:
     silence_threshold: int = 256
     noise_floor_ratio: float = 2.0
-    noise_floor_rise_db_per_s: float = 3.0
+    noise_floor_window_ms: int = 1000
+    noise_floor_rank: int = 6
     tone_min_hz: float = 300.0
     tone_max_hz: float = 2000.0
     tone_purity: float = 0.75  # ringback needs less than a beep: it is 1-2 s of it
@@ -72,7 +73,7 @@ class EarlyMediaAnalyzer:
             raise ValueError(f"sample_rate must be one of {SAMPLE_RATES}, got {sample_rate}")
         self.settings = s = settings or EarlyMediaSettings()
         self.rate = sample_rate
-        self._floor = NoiseFloor(s.noise_floor_rise_db_per_s)
+        self._floor = NoiseFloor(s.noise_floor_window_ms, s.noise_floor_rank)
         self._tones = ToneTracker(sample_rate, low_hz=s.tone_min_hz, high_hz=s.tone_max_hz, min_ms=1e9,
                                   purity=s.tone_purity, tolerance_hz=50.0)
         self._total_ms = 0.0

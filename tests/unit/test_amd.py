@@ -54,6 +54,9 @@ CASES = [
      Decision.MACHINE, Reason.BEEP),
     ("hello on a noisy line", pcm(silence(0.5, 600), syllables(0.6, 6000) + silence(0.6, 600), silence(3, 600)),
      Decision.HUMAN, Reason.HUMAN),
+    ("noisy hello after an RTP stream's lead-in of zeros and a half frame",
+     pcm(np.zeros(400), silence(0.5, 600), syllables(0.6, 6000) + silence(0.6, 600), silence(3, 600)),
+     Decision.HUMAN, Reason.HUMAN),
 ]
 
 
@@ -140,9 +143,10 @@ def test_tone_measurements() -> None:
     tracker = ToneTracker(RATE, low_hz=400, high_hz=2000, min_ms=150, purity=0.9, tolerance_hz=12)
     hits = [tracker.feed(pcm16(f), 20, loud=True) for f in split_frames(pcm(tone(850, 0.3)))]
     assert hits.index(next(h for h in hits if h is not None)) == 7  # the 8th 20 ms frame reaches 150 ms
-    floor = NoiseFloor(rise_db_per_s=6.0)
-    assert floor.update(1000, 20) == 1000 and floor.update(100, 20) == 100
-    assert 100 < floor.update(5000, 1000) <= 200
+    floor = NoiseFloor(window_ms=1000, rank=3)
+    assert floor.update(1000, 20) == 1000  # the only frame so far
+    assert [floor.update(level, 20) for level in (0, 900, 800)] == [1000, 1000, 900]  # one zero frame is outvoted
+    assert floor.update(5000, 1000) == 5000  # a window later only the loud frame is left
 
 
 def test_early_media_tells_ringback_from_announcement() -> None:
