@@ -13,7 +13,7 @@ import numpy as np
 import pjsua2 as pj
 import pytest
 
-from tests.support.sipp import SippFactory
+from tests.support.sipp import SippFactory, free_port
 from tests.support.tap_runner import run_harness
 from worker.sip.audio_tap import FRAME_BYTES, AudioTap, _Counters, _TapPort, to_byte_vector, vector_bytes
 
@@ -49,6 +49,17 @@ def test_two_hundred_ports_attach_and_detach_on_a_live_call_under_load(sipp_uas:
     per_port = result["rx_frames_per_port"]
     assert len(per_port) == 200
     assert sum(per_port) == result["frames"] > 0
+
+
+def test_audio_written_to_the_tap_reaches_the_callee_and_comes_back(sipp_uas: SippFactory, tmp_path: Path) -> None:
+    """Bursts written to a sending tap go out as RTP; sipp echoes them; the same tap hears each one back."""
+    media_port = str(free_port())
+    result = run_harness(sipp_uas, tmp_path, None, "echo", "--seconds", "4", scenario="answer_fast",
+                         sipp_args=("-rtp_echo", "-mp", media_port))
+    stats = result["stats"]
+    assert stats["errors"] == 0 and stats["tx_dropped"] == 0
+    assert len(result["rtt_ms"]) >= 3
+    assert stats["tx_frames"] >= len(result["rtt_ms"])
 
 
 def test_byte_vector_round_trip() -> None:

@@ -18,7 +18,9 @@ Modes:
 * ``churn``: ``--ports`` taps attached and detached one after another on the
   live call, each for a few loop turns, under a CPU-busy thread;
 * ``amd``: the consumer feeds an :class:`~shared.amd.AmdDetector` and the
-  result carries its decision.
+  result carries its decision;
+* ``echo``: a sending tap writes a burst every 400 ms to a callee that
+  echoes RTP (sipp ``-rtp_echo``) and times each one's return.
 
 Runs in its own process because pjsua allows one Endpoint per process and a
 crash here must fail the test, not kill pytest.
@@ -33,6 +35,8 @@ import json
 import threading
 import time
 from typing import Any
+
+import numpy as np
 
 from shared.amd import AmdDetector, AmdResult
 from worker.sip import pj_objects as pjo
@@ -86,10 +90,41 @@ def _burn(stop: threading.Event) -> None:
         x = (x * 31 + 7) % 1_000_003
 
 
+def _echo(ep: Any, call: _MediaCall, media: Any, seconds: float) -> dict[str, Any]:
+    """Send a 1 kHz burst through the tap every 400 ms to an RTP-echoing callee; time each one's return.
+
+    Round trip = our send queue + encoding + loopback UDP + the callee's echo
+    + pjmedia's jitter buffer + one bridge tick + the reader's poll; the
+    reading is done here on the SIP thread between libHandleEvents turns.
+    """
+    tap = AudioTap(name="echo")
+    tap.attach(media, send=True)
+    t = np.arange(160) / 8000
+    burst = (12000 * np.sin(2 * np.pi * 1000 * t)).astype("<i2").tobytes()
+    rtts: list[float] = []
+    sent_at: float | None = None
+    next_send = time.monotonic() + 0.5
+    end = time.monotonic() + seconds
+    while time.monotonic() < end and not call.trace.ended:
+        ep.libHandleEvents(5)
+        now = time.monotonic()
+        if sent_at is None and now >= next_send:
+            tap.read()  # forget what came before
+            tap.write(burst)
+            sent_at = now
+        for arrived, frame in tap.read_timed():
+            if sent_at is not None and np.abs(np.frombuffer(frame, dtype="<i2")).mean() > 2000:
+                rtts.append((arrived - sent_at) * 1000)
+                sent_at = None
+                next_send = now + 0.4
+    tap.detach()
+    return {"rtt_ms": rtts, "stats": tap.stats()}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--uri", required=True)
-    parser.add_argument("--mode", choices=("tone", "churn", "amd"), required=True)
+    parser.add_argument("--mode", choices=("tone", "churn", "amd", "echo"), required=True)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--ports", type=int, default=200)
     parser.add_argument("--out", required=True)
@@ -127,7 +162,9 @@ def _drive(ep: Any, call: _MediaCall, args: argparse.Namespace) -> dict[str, Any
         return {"error": f"no media: {call.trace.result()}"}
     media = call.getAudioMedia(-1)
     out: dict[str, Any] = {}
-    if args.mode == "churn":
+    if args.mode == "echo":
+        out.update(_echo(ep, call, media, args.seconds))
+    elif args.mode == "churn":
         burner = threading.Thread(target=_burn, args=(burn_stop,), daemon=True)
         burner.start()
         per_port: list[int] = []

@@ -23,10 +23,14 @@ def write_ulaw(pcm16: bytes, sipp_dir: Path) -> None:
     (sipp_dir / "callee.ulaw").write_bytes(ulaw)
 
 
-def run_harness(sipp_uas: SippFactory, tmp_path: Path, pcm16: bytes, mode: str, *extra: str) -> dict[str, Any]:
-    """Start sipp playing ``pcm16``, run the harness in a subprocess, return its JSON result."""
-    write_ulaw(pcm16, tmp_path / "sipp")
-    peer = sipp_uas("play_audio", trace=False)
+def run_harness(
+    sipp_uas: SippFactory, tmp_path: Path, pcm16: bytes | None, mode: str, *extra: str,
+    scenario: str = "play_audio", sipp_args: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """Start sipp (playing ``pcm16`` when given), run the harness in a subprocess, return its JSON result."""
+    if pcm16 is not None:
+        write_ulaw(pcm16, tmp_path / "sipp")
+    peer = sipp_uas(scenario, trace=False, extra_args=sipp_args)
     out = tmp_path / f"{mode}.json"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
