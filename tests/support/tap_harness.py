@@ -154,51 +154,18 @@ def _drive(ep: Any, call: _MediaCall, args: argparse.Namespace) -> dict[str, Any
     """The SIP loop: attach when media is up, run the mode, detach, hang up, wait for DISCONNECTED."""
     consumer = Consumer(amd=args.mode == "amd")
     consumer.start()
-    burn_stop = threading.Event()
     deadline = time.monotonic() + 15.0
     while not call.media_ready and not call.trace.ended and time.monotonic() < deadline:
         ep.libHandleEvents(10)
     if not call.media_ready:
         return {"error": f"no media: {call.trace.result()}"}
     media = call.getAudioMedia(-1)
-    out: dict[str, Any] = {}
     if args.mode == "echo":
-        out.update(_echo(ep, call, media, args.seconds))
+        out = _echo(ep, call, media, args.seconds)
     elif args.mode == "churn":
-        burner = threading.Thread(target=_burn, args=(burn_stop,), daemon=True)
-        burner.start()
-        per_port: list[int] = []
-        for i in range(args.ports):
-            tap = AudioTap(name=f"churn{i}")
-            tap.attach(media, send=i % 2 == 1)
-            consumer.tap = tap
-            tap.write(bytes(640))
-            for _ in range(3):
-                ep.libHandleEvents(10)
-            tap.detach()
-            consumer.drain()  # frames of a detached tap are still readable, never lost
-            consumer.tap = None
-            per_port.append(tap.stats()["rx_frames"])
-            del tap
-        burn_stop.set()
-        burner.join()
-        out["rx_frames_per_port"] = per_port
+        out = _churn(ep, media, consumer, args.ports)
     else:
-        tap = AudioTap(name="tap")
-        tap.attach(media)
-        consumer.tap = tap
-        attached_at = time.monotonic()
-        end = attached_at + args.seconds
-        while time.monotonic() < end and not call.trace.ended:
-            ep.libHandleEvents(10)
-            if consumer.result is not None and args.mode == "amd":
-                break
-        tap.detach()
-        consumer.stop.set()
-        consumer.join()
-        out["stats"] = tap.stats()
-        out["attached_at"] = attached_at
-        del tap
+        out = _listen(ep, call, media, consumer, args)
     consumer.stop.set()
     consumer.join()
     pjo.hangup(call)
@@ -214,6 +181,53 @@ def _drive(ep: Any, call: _MediaCall, args: argparse.Namespace) -> dict[str, Any
     if consumer.detector is not None:
         final = consumer.result or consumer.detector.finish()
         out["amd"] = final.to_json()
+    return out
+
+
+def _churn(ep: Any, media: Any, consumer: Consumer, ports: int) -> dict[str, Any]:
+    """Attach and detach ``ports`` taps in turn on the live call while another thread burns CPU."""
+    burn_stop = threading.Event()
+    burner = threading.Thread(target=_burn, args=(burn_stop,), daemon=True)
+    burner.start()
+    per_port: list[int] = []
+    for i in range(ports):
+        tap = AudioTap(name=f"churn{i}")
+        tap.attach(media, send=i % 2 == 1)
+        consumer.tap = tap
+        tap.write(bytes(640))
+        for _ in range(3):
+            ep.libHandleEvents(10)
+        tap.detach()
+        consumer.drain()  # frames of a detached tap are still readable, never lost
+        consumer.tap = None
+        per_port.append(tap.stats()["rx_frames"])
+        del tap
+    burn_stop.set()
+    burner.join()
+    return {"rx_frames_per_port": per_port}
+
+
+def _listen(ep: Any, call: _MediaCall, media: Any, consumer: Consumer, args: argparse.Namespace) -> dict[str, Any]:
+    """One tap for the call's life (``tone``: rebound half-way, as after a re-INVITE; ``amd``: until decided)."""
+    out: dict[str, Any] = {}
+    tap = AudioTap(name="tap")
+    tap.attach(media)
+    consumer.tap = tap
+    attached_at = time.monotonic()
+    end = attached_at + args.seconds
+    rebind_at = attached_at + args.seconds / 2 if args.mode == "tone" else float("inf")
+    while time.monotonic() < end and not call.trace.ended:
+        ep.libHandleEvents(10)
+        if consumer.result is not None:
+            break
+        if time.monotonic() >= rebind_at:  # what a re-INVITE makes the flow do: follow the new AudioMedia
+            rebind_at = float("inf")
+            tap.rebind(call.getAudioMedia(-1))
+            out["rx_frames_at_rebind"] = tap.stats()["rx_frames"]
+    tap.detach()
+    consumer.stop.set()
+    consumer.join()
+    out["stats"] = tap.stats()
     return out
 
 

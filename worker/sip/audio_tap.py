@@ -3,10 +3,12 @@
 Shared by answering-machine detection (read only) and the AI-agent bridge
 (both ways). One :class:`AudioTap` per call, in two halves:
 
-* the **SIP-thread half**, :meth:`AudioTap.attach` / :meth:`AudioTap.detach`:
+* the **SIP-thread half**, :meth:`AudioTap.attach` / :meth:`AudioTap.rebind` /
+  :meth:`AudioTap.detach`:
   creates a pjsua2 ``AudioMediaPort`` (8 kHz mono PCM16, 20 ms frames),
   connects the call's ``AudioMedia`` to it (and it to the call when
-  ``send=True``), and tears it down. Only the SIP thread may call these:
+  ``send=True``), follows the call to a new ``AudioMedia`` after a re-INVITE,
+  and tears it down. Only the SIP thread may call these:
   ``detach`` stops transmission both ways, then destroys the port
   explicitly with ``pj.AudioMediaPort.__swig_destroy__`` while still holding
   the reference, then drops it. Letting the last reference go instead
@@ -42,6 +44,7 @@ p90, of which pjmedia's jitter buffer and the two ticks are most.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import threading
 import time
@@ -162,17 +165,44 @@ class AudioTap:
 
     # ------------------------------------------------------------ SIP thread
     def attach(self, call_media: Any, *, send: bool = False) -> None:
-        """Connect to a call's ``AudioMedia`` (from ``call.getAudioMedia(-1)``). SIP thread only."""
+        """Connect to a call's ``AudioMedia`` (from ``call.getAudioMedia(-1)``). SIP thread only.
+
+        If pjsua refuses half-way, the port is freed the safe way and the pj.Error propagates.
+        """
         if self._port is not None:
             raise RuntimeError(f"audio tap {self.name} is already attached")
         fmt = pj.MediaFormatAudio()
         fmt.init(pj.PJMEDIA_FORMAT_PCM, RATE, 1, PTIME_MS * 1000, 16)
         port = _TapPort(self._rx, self._tx, to_byte_vector(_SILENCE), self._counters)
-        port.createPort(self.name, fmt)
-        call_media.startTransmit(port)
-        if send:
-            port.startTransmit(call_media)
         self._port, self._media, self._sending = port, call_media, send
+        try:
+            port.createPort(self.name, fmt)
+            self._connect(port, call_media)
+        except BaseException:
+            self.detach()
+            raise
+
+    def rebind(self, call_media: Any) -> None:
+        """Follow the call to a new ``AudioMedia`` (a re-INVITE replaced its bridge port). SIP thread only."""
+        port, old = self._port, self._media
+        if port is None:
+            raise RuntimeError(f"audio tap {self.name} is not attached")
+        self._disconnect(port, old)
+        self._media = call_media
+        self._connect(port, call_media)
+
+    def _connect(self, port: _TapPort, media: Any) -> None:
+        media.startTransmit(port)
+        if self._sending:
+            port.startTransmit(media)
+
+    def _disconnect(self, port: _TapPort, media: Any) -> None:
+        """stopTransmit both ways; errors mean the call's media is already gone, so nothing flows anyway."""
+        with contextlib.suppress(pj.Error):
+            media.stopTransmit(port)
+        if self._sending:
+            with contextlib.suppress(pj.Error):
+                port.stopTransmit(media)
 
     def detach(self) -> None:
         """Disconnect and free the port: stopTransmit both ways, destroy explicitly, then drop. SIP thread only.
@@ -182,15 +212,7 @@ class AudioTap:
         port, media = self._port, self._media
         if port is None:
             return
-        try:
-            media.stopTransmit(port)
-        except pj.Error:
-            pass  # the call's media is already gone: nothing transmits to the port any more
-        if self._sending:
-            try:
-                port.stopTransmit(media)
-            except pj.Error:
-                pass
+        self._disconnect(port, media)
         pj.AudioMediaPort.__swig_destroy__(port)  # while we still hold the reference
         self._port = None
         self._media = None
