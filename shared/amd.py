@@ -41,7 +41,7 @@ from enum import StrEnum
 import numpy as np
 import numpy.typing as npt
 
-from shared.amd_beep import NoiseFloor, ToneTracker, mean_abs, pcm16
+from shared.amd_beep import BeepListener, NoiseFloor, ToneTracker, mean_abs, pcm16
 
 Frame = bytes | bytearray | memoryview | npt.NDArray[np.int16]
 SAMPLE_RATES = (8000, 16000)
@@ -93,8 +93,12 @@ class AmdSettings:
     beep_min_ms: int = 150
     beep_min_hz: float = 400.0
     beep_max_hz: float = 2000.0
-    beep_purity: float = 0.9  # share of a frame's power within one window lobe of the peak
-    beep_tolerance_hz: float = 12.0  # how far the peak may wander within one beep
+    # A beep frame: 70% of its power within one window lobe of the peak, the peak 10 dB above any other,
+    # and the peak within 8 Hz of both the run's start and its mean. Noisy beeps (SNR 10 dB) pass; the
+    # steadiest synthetic vowels, which glide or carry harmonics, do not (bench/bench_amd.py, beeps).
+    beep_purity: float = 0.7
+    beep_tolerance_hz: float = 8.0
+    beep_min_spur_db: float = 10.0
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -153,7 +157,7 @@ class AmdDetector:
         self._floor = NoiseFloor(s.noise_floor_window_ms, s.noise_floor_rank)
         self._tones = ToneTracker(
             sample_rate, low_hz=s.beep_min_hz, high_hz=s.beep_max_hz, min_ms=s.beep_min_ms,
-            purity=s.beep_purity, tolerance_hz=s.beep_tolerance_hz,
+            purity=s.beep_purity, tolerance_hz=s.beep_tolerance_hz, min_spur_db=s.beep_min_spur_db,
         )
         self._total_ms = 0.0
         self._silence_ms = 0.0  # consecutive silence, like ast_dsp_silence's total
@@ -244,6 +248,14 @@ class AmdDetector:
     def _decide(self, decision: Decision, reason: Reason, detail: str) -> AmdResult:
         self.result = AmdResult(decision, reason, detail, self._total_ms / 1000, self._words, self._voice_ms / 1000)
         return self.result
+
+
+def beep_listener(settings: AmdSettings | None = None, sample_rate: int = 8000) -> BeepListener:
+    """A :class:`~shared.amd_beep.BeepListener` with these settings' beep parameters (voicemail drop)."""
+    s = settings or AmdSettings()
+    return BeepListener(sample_rate, low_hz=s.beep_min_hz, high_hz=s.beep_max_hz, min_ms=s.beep_min_ms,
+                        purity=s.beep_purity, tolerance_hz=s.beep_tolerance_hz, threshold=s.silence_threshold,
+                        min_spur_db=s.beep_min_spur_db)
 
 
 def detect(frames: list[Frame], settings: AmdSettings | None = None, sample_rate: int = 8000) -> AmdResult:
