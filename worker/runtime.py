@@ -22,8 +22,10 @@ from shared.db.pool import open_pool
 from shared.errors import AuthRejected, ConfigError
 from shared.logs import register_secret
 from shared.settings import Settings, Trunk
-from worker.gate import RegistrationGate
+from worker.gate import RegistrationGate, what_to_check
+from worker.health import HealthFile
 from worker.sip import RegistrationResult, SipAccountConfig, SipAgent
+from worker.sip.network import NetworkSettings, plan_addresses, rtp_slice
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,7 @@ class WorkerRuntime:
     redis: redis.Redis
     agent: SipAgent
     gate: RegistrationGate | None = None
+    health: HealthFile | None = None
     started_at: float = field(default_factory=time.monotonic)
 
     def close(self, grace_s: float = 10.0) -> None:
@@ -56,8 +59,29 @@ def current() -> WorkerRuntime:
     return _current
 
 
-def account_for(trunk: Trunk, local_port: int = 0) -> SipAccountConfig:
+def network_of(settings: Settings) -> NetworkSettings:
+    """DIALER_SIP_BIND_ADDRESS, DIALER_SIP_PUBLIC_ADDRESS and DIALER_RTP_PORT_RANGE, as the SIP agent takes them."""
+    low, high = settings.rtp_ports or (0, 0)
+    return NetworkSettings(settings.sip_bind_address, settings.sip_public_address, low, high)
+
+
+def account_for(
+    trunk: Trunk,
+    local_port: int = 0,
+    *,
+    network: NetworkSettings | None = None,
+    process: tuple[int, int] = (0, 1),
+    calls_per_process: int = 4,
+) -> SipAccountConfig:
+    """The trunk's SIP account for worker process ``process = (index, count)`` on this host.
+
+    Addresses are planned here (worker/sip/network.py), so a bad setting or a
+    registrar with no route stops the process at start with one line.
+    """
     register_secret(trunk.password.get_secret_value())
+    network = network or NetworkSettings()
+    where = plan_addresses(trunk.registrar, network)
+    rtp_port, rtp_count = rtp_slice(network, process[0], process[1], calls_per_process)
     return SipAccountConfig(
         registrar=trunk.registrar,
         username=trunk.username,
@@ -67,34 +91,36 @@ def account_for(trunk: Trunk, local_port: int = 0) -> SipAccountConfig:
         domain=trunk.domain,
         local_port=local_port,
         name=trunk.name,
+        bind_address=where.bind,
+        public_address=where.advertise,
+        rtp_port=rtp_port,
+        rtp_port_count=rtp_count,
     )
 
 
 def register_until_up(agent: SipAgent, trunk: Trunk, *, attempts: int | None = None) -> RegistrationResult:
-    """Start the agent and keep REGISTERing with backoff; a worker consumes nothing before this returns."""
+    """Start the agent and keep REGISTERing with backoff; a worker consumes nothing before this returns.
+
+    Each result is counted by the agent's registration callback (see :func:`start`).
+    """
     result = agent.start()
     delay, tried = 2.0, 1
     while result is not None and not result.registered:
-        _count_registration(trunk.name, result)
-        log.error("REGISTER to trunk %s failed: %s %s", trunk.name, result.status, result.reason)
+        log.error("REGISTER to trunk %s failed: %s %s; retrying in %.0f s; check %s", trunk.name, result.status,
+                  result.reason, delay, what_to_check(result))
         if attempts is not None and tried >= attempts:
             raise AuthRejected(f"trunk {trunk.name}: REGISTER answered {result.status} {result.reason}")
         time.sleep(delay)
         delay, tried = min(delay * 2, 60.0), tried + 1
         result = agent.reregister()
-    if result is not None:
-        _count_registration(trunk.name, result)
     return result or RegistrationResult(0, "registration disabled", True, 0, datetime.now(UTC))
 
 
-def _count_registration(trunk: str, result: RegistrationResult) -> None:
+def registration_word(result: RegistrationResult) -> str:
+    """The ``result`` label of dialer_registrations_total."""
     if result.registered:
-        word = "ok"
-    elif result.status in (401, 403, 407):
-        word = "auth_failed"
-    else:
-        word = "error"
-    metrics.REGISTRATIONS.labels(trunk, word).inc()
+        return "ok"
+    return "auth_failed" if result.status in (401, 403, 407) else "error"
 
 
 def start(
@@ -105,8 +131,15 @@ def start(
     stop_consuming: Callable[[], None] = lambda: None,
     resume_consuming: Callable[[], None] = lambda: None,
     register_attempts: int | None = None,
+    process: tuple[int, int] = (0, 1),
+    health: HealthFile | None = None,
 ) -> WorkerRuntime:
-    """Build this process's runtime; blocks until the trunk account is registered."""
+    """Build this process's runtime; blocks until the trunk account is registered.
+
+    From then on every REGISTER result (refresh, retry) is counted, sets
+    dialer_registration_up and drives the gate (worker/gate.py); ``health``
+    is rewritten on each change, for the supervisor's /healthz.
+    """
     global _current
     if settings.database_url is None:
         raise ConfigError("DIALER_DATABASE_URL: a worker needs the dialer's Postgres")
@@ -114,8 +147,10 @@ def start(
         raise ConfigError("DIALER_REDIS_URL: a worker needs the dialer's Redis")
     trunk = settings.trunk(trunk_name)
     worker_name = name or f"{socket.gethostname()}:{os.getpid()}"
+    account = account_for(trunk, settings.sip_local_port, network=network_of(settings), process=process,
+                          calls_per_process=settings.calls_per_process)
     agent = SipAgent(
-        account_for(trunk, settings.sip_local_port),
+        account,
         max_calls=settings.calls_per_process,
         max_call_starts_per_s=settings.call_starts_per_s,
         # The ladder of challenges is for `dialer call`; on the fleet it costs ~1.3 ms CPU per call.
@@ -123,11 +158,25 @@ def start(
     )
     up = metrics.REGISTRATION_UP.labels(trunk.name, worker_name)
     # Counters start at 0 for this trunk, so rate() and increase() see their first event.
-    for result in ("ok", "auth_failed", "error"):
-        metrics.REGISTRATIONS.labels(trunk.name, result).inc(0)
+    for word in ("ok", "auth_failed", "error"):
+        metrics.REGISTRATIONS.labels(trunk.name, word).inc(0)
     metrics.DUPLICATE_DELIVERIES.labels(trunk.name).inc(0)
+    gate_box: list[RegistrationGate] = []
+    state = health or HealthFile(None)
+    state.update(trunk=trunk.name, worker=worker_name, registered=False, gate_open=False)
+
+    def on_result(result: RegistrationResult) -> None:
+        # On the SIP thread: metrics are an mmap write; the gate takes it from here on its own thread.
+        metrics.REGISTRATIONS.labels(trunk.name, registration_word(result)).inc()
+        up.set(1 if result.registered else 0)
+        state.update(registered=result.registered)
+        if gate_box:
+            gate_box[0].registration_result(result)
+
+    agent.on_registration_change(on_result)
     register_until_up(agent, trunk, attempts=register_attempts)
     up.set(1)
+    state.update(registered=True)
     metrics.TRUNK_HEALTHY.labels(trunk.name).set(1)
     runtime = WorkerRuntime(
         settings=settings,
@@ -137,23 +186,26 @@ def start(
                        wait=False),
         redis=redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5),
         agent=agent,
+        health=state,
     )
 
-    def on_change(registered: bool) -> None:
-        up.set(1 if registered else 0)
-        metrics.TRUNK_HEALTHY.labels(trunk.name).set(1 if registered else 0)
-        if registered:
+    def on_change(is_open: bool) -> None:
+        metrics.TRUNK_HEALTHY.labels(trunk.name).set(1 if is_open else 0)
+        state.update(gate_open=is_open)
+        if is_open:
             from worker.store import flag_trunk
 
             with runtime.pool.connection() as conn:
                 flag_trunk(conn, trunk.name, healthy=True)
 
+    state.update(gate_open=True)
     runtime.gate = RegistrationGate(
         lambda: agent.reregister(),
         stop_consuming=stop_consuming,
         resume_consuming=resume_consuming,
         on_change=on_change,
     )
+    gate_box.append(runtime.gate)
     _current = runtime
     return runtime
 

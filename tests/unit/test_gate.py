@@ -19,6 +19,8 @@ REFUSED = RegistrationResult(403, "Forbidden", False, 0, datetime(2026, 11, 25, 
 def _fast(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(gate_module, "RETRY_MIN_S", 0.01)
     monkeypatch.setattr(gate_module, "RETRY_MAX_S", 0.08)
+    monkeypatch.setattr(gate_module, "AUTH_RETRY_MIN_S", 0.01)
+    monkeypatch.setattr(gate_module, "AUTH_RETRY_MAX_S", 0.08)
 
 
 def make(results: list[RegistrationResult]) -> tuple[RegistrationGate, list[str], threading.Event]:

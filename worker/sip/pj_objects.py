@@ -211,7 +211,9 @@ def endpoint_config(max_calls: int, log_level: int, writer: PjLogTap, *, tap: bo
 def transport_config(account: SipAccountConfig) -> Any:
     tcfg = pj.TransportConfig()
     tcfg.port = account.local_port
-    tcfg.boundAddress = account.bind_address
+    tcfg.boundAddress = account.bind_address or ""
+    if account.public_address:
+        tcfg.publicAddress = account.public_address  # Via and Contact (NAT); see worker/sip/network.py
     if account.transport == "tls":
         tcfg.tlsConfig.method = pj.PJSIP_TLSV1_2_METHOD
         if account.tls_ca_file:
@@ -270,8 +272,11 @@ def account_config(account: SipAccountConfig) -> Any:
     )
     for proxy in account.proxy_uris():
         acfg.sipConfig.proxies.append(proxy)
-    acfg.mediaConfig.transportConfig.port = 0
-    acfg.mediaConfig.transportConfig.boundAddress = account.bind_address
+    acfg.mediaConfig.transportConfig.port = account.rtp_port
+    acfg.mediaConfig.transportConfig.portRange = account.rtp_port_count
+    acfg.mediaConfig.transportConfig.boundAddress = account.bind_address or ""
+    if account.public_address:
+        acfg.mediaConfig.transportConfig.publicAddress = account.public_address  # SDP c= line
     acfg.natConfig.iceEnabled = False
     return acfg
 

@@ -21,7 +21,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from shared.errors import CapacityExceeded, InvalidNumber, TransientSipError
@@ -39,6 +39,7 @@ from worker.sip.commands import (
 )
 from worker.sip.config import RegistrationResult, SipAccountConfig
 from worker.sip.errors import AgentStopped
+from worker.sip.network import NetworkSettings, plan_addresses
 from worker.sip.pacing import EvenPacer, registration_backoff
 from worker.sip.responses import ResponseLog
 from worker.sip.trace import CallTrace
@@ -115,6 +116,9 @@ class SipRuntime:
             self._close()
 
     def _open(self, first_registration: Future[RegistrationResult] | None) -> None:
+        if self.account.bind_address is None:  # the interface that routes to the registrar (network.py)
+            where = plan_addresses(self.account.registrar, NetworkSettings(public_address=self.account.public_address))
+            self.account = replace(self.account, bind_address=where.bind, public_address=where.advertise)
         self._ep, self.local_address = pjo.open_endpoint(
             self.account,
             max_calls=self._max_calls,
