@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 RETRY_MIN_S = 5.0
 RETRY_MAX_S = 120.0
 AUTH_RETRY_MIN_S = 10.0
-AUTH_RETRY_MAX_S = 600.0
+AUTH_RETRY_MAX_S = 300.0  # under the 10 m window of the TrunkAuthFailures alert, so it stays firing
 # A gate that stayed open this long starts its next recovery from RETRY_MIN_S again; one that closes
 # sooner (REGISTER works but INVITEs are still refused) keeps its longer delay, so a trunk whose account
 # lost the right to call costs one lead per growing interval, not one every few seconds.
