@@ -49,7 +49,8 @@ _STOP = object()
 def what_to_check(result: RegistrationResult) -> str:
     """One hint an operator can act on, by the kind of failure."""
     if result.status in (401, 407):
-        return "the trunk's username, password and realm (DIALER_SIP_USERNAME/PASSWORD/REALM)"
+        return ("the trunk's credentials: DIALER_SIP_USERNAME, DIALER_SIP_PASSWORD and DIALER_SIP_REALM "
+                "(or the trunk's password_env / password_file)")
     if result.status == 403:
         return "the account's rights with the carrier (enabled, allowed source IP, balance) and the password"
     if result.status in (408, 0) or result.status >= 500:

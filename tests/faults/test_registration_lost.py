@@ -76,7 +76,8 @@ def scrape(worker: ManagedProcess, path: str = "/metrics") -> tuple[int, str]:
         with urllib.request.urlopen(f"http://127.0.0.1:{worker.metrics_port}{path}", timeout=5) as response:
             return int(response.status), response.read().decode()
     except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
+        with exc:
+            return exc.code, exc.read().decode()
     except OSError:
         return 0, ""
 
