@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from worker.sip.config import CallResult, RegistrationResult
@@ -32,6 +33,9 @@ class CallRequest:
     start_deadline: float
     future: Future[CallResult] = field(default_factory=Future)
     aborted: bool = False
+    # Set by the SIP thread when the INVITE leaves, so a caller that gave up waiting still knows them.
+    call_id: str = ""
+    invite_at: datetime | None = None
 
 
 @dataclass(frozen=True)

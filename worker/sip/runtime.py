@@ -336,6 +336,7 @@ class SipRuntime:
             fail_future(req.future, TransientSipError(f"pjsua refused the call: {exc.reason}"))
             return True
         trace.call_id = pjo.call_id_of(call)
+        req.call_id, req.invite_at = trace.call_id, trace.invite_at
         self._live.append(_Live(req, call, ring_deadline=now + req.ring_timeout_s))
         return True
 
