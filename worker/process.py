@@ -27,6 +27,7 @@ from shared.queue import dial_queue, make_celery
 from shared.settings import load_settings
 from worker import runtime
 from worker.health import HealthFile
+from worker.job_runner import begin_shutdown
 from worker.tasks import register_tasks
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,7 @@ def main(argv: list[str] | None = None) -> None:
         # Celery stops consuming and waits for running tasks; the agent lets live calls run for the
         # grace, then hangs up the rest, so every task returns and records its call before exit.
         health.update(ready=False)
+        begin_shutdown()  # an outcome Postgres cannot take now is spooled to disk, not lost to the kill
         threading.Thread(target=_stop_agent, args=(args.shutdown_grace,), name="drain", daemon=True).start()
 
     @signals.worker_shutdown.connect(weak=False)  # type: ignore[untyped-decorator]  # celery is untyped

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,12 +23,16 @@ from shared.db.pool import open_pool
 from shared.errors import AuthRejected, ConfigError
 from shared.logs import register_secret
 from shared.settings import Settings, Trunk
+from worker import spool
 from worker.gate import RegistrationGate, what_to_check
 from worker.health import HealthFile
 from worker.sip import RegistrationResult, SipAccountConfig, SipAgent
 from worker.sip.network import NetworkSettings, plan_addresses, rtp_slice
 
 log = logging.getLogger(__name__)
+
+# How often a worker process looks for outcomes spooled on this host during a Postgres outage.
+SPOOL_REPLAY_S = 10.0
 
 
 @dataclass
@@ -41,8 +46,26 @@ class WorkerRuntime:
     gate: RegistrationGate | None = None
     health: HealthFile | None = None
     started_at: float = field(default_factory=time.monotonic)
+    _closing: threading.Event = field(default_factory=threading.Event)
+
+    def replay_spool_forever(self, every_s: float = SPOOL_REPLAY_S) -> None:
+        """Write outcomes spooled on this host (worker/spool.py): at once, then while any wait."""
+        folder = spool.spool_dir(self.settings.data_dir)
+
+        def run() -> None:
+            while True:
+                if spool.pending(folder):
+                    try:
+                        spool.replay(self.pool, folder)
+                    except Exception:  # a bad file or a broken pool must not end the replays
+                        log.exception("replaying spooled outcomes failed")
+                if self._closing.wait(every_s):
+                    return
+
+        threading.Thread(target=run, name="spool-replay", daemon=True).start()
 
     def close(self, grace_s: float = 10.0) -> None:
+        self._closing.set()
         if self.gate is not None:
             self.gate.shutdown()
         self.agent.stop(grace_s=grace_s)
@@ -206,6 +229,7 @@ def start(
         on_change=on_change,
     )
     gate_box.append(runtime.gate)
+    runtime.replay_spool_forever()
     _current = runtime
     return runtime
 
