@@ -191,6 +191,7 @@ def start(
     def on_result(result: RegistrationResult) -> None:
         # On the SIP thread: metrics are an mmap write; the gate takes it from here on its own thread.
         metrics.REGISTRATIONS.labels(trunk.name, registration_word(result)).inc()
+        metrics.REGISTER_RESPONSES.labels(trunk.name, str(result.status)).inc()
         up.set(1 if result.registered else 0)
         state.update(registered=result.registered)
         if gate_box:

@@ -174,6 +174,7 @@ def test_403_on_refresh_pauses_the_worker_counts_the_auth_failure_and_resumes_on
     wait_until(lambda: registrar.registers_answered(403) >= 1, 30, "a refresh answered 403")
     _assert_quiet_while_unregistered(rig, worker)
     assert metric(scrape(worker)[1], "dialer_registrations_total", result="auth_failed") >= 1
+    assert metric(scrape(worker)[1], "dialer_register_responses_total", code="403") >= 1
     registrar.stop()
     registrar.start()
     _assert_nothing_burned(rig, worker, campaign_id)
