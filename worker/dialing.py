@@ -145,7 +145,7 @@ def dial_number(
     on_try: Callable[[Try], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
-    abort_wait_s: float = ABORT_WAIT_S,
+    abort_wait_s: float | None = None,
 ) -> AttemptReport:
     """Dial ``variants`` in order until one gives a non-format outcome; report every try.
 
@@ -154,6 +154,8 @@ def dial_number(
     bounds the wait for a timed-out call to be over.
     """
     report = AttemptReport()
+    if abort_wait_s is None:
+        abort_wait_s = ABORT_WAIT_S
     position = 0
     while position < len(variants):
         variant = variants[position]
