@@ -178,3 +178,19 @@ def test_403_on_refresh_pauses_the_worker_counts_the_auth_failure_and_resumes_on
     registrar.stop()
     registrar.start()
     _assert_nothing_burned(rig, worker, campaign_id)
+
+
+def test_healthz_says_not_registered_until_the_registrar_answers(rig: FaultRig, registrar: Registrar) -> None:
+    """A worker host whose registrar is not up yet: /metrics answers (the process is alive) but /healthz is
+    503 naming the process "not registered"; once the registrar answers, 200 "registered and consuming"."""
+    worker = rig.fleet.start_worker(2, name="workers", env={"DIALER_SIP_REGISTRAR": registrar.address})
+
+    def not_registered() -> bool:
+        status, body = scrape(worker, "/healthz")
+        return status == 503 and [w["state"] for w in json.loads(body)["workers"].values()] == ["not registered"] * 2
+    wait_until(not_registered, 60, "both processes to report 'not registered'")
+    assert scrape(worker)[0] == 200
+    registrar.start()
+    wait_until(lambda: scrape(worker, "/healthz")[0] == 200, 90, "/healthz to turn 200")
+    body = json.loads(scrape(worker, "/healthz")[1])
+    assert body["healthy"] and {w["state"] for w in body["workers"].values()} == {"registered and consuming"}
