@@ -120,7 +120,9 @@ def capture_in(host: NetnsHost, pcap: Path, bpf: str = "udp") -> Iterator[Path]:
     """tshark on every interface of the namespace, writing ``pcap``; stopped (and flushed) on exit."""
     tshark = shutil.which("tshark")
     if tshark is None:
-        pytest.skip("tshark is not installed") if not os.environ.get("CI") else pytest.fail("tshark missing in CI")
+        if os.environ.get("CI"):
+            pytest.fail("tshark is not installed, and CI must check that RTP flows")
+        pytest.skip("tshark is not installed")
     pcap.parent.mkdir(parents=True, exist_ok=True)
     log = pcap.with_suffix(".log")
     with open(log, "wb") as out:
