@@ -100,3 +100,35 @@ def test_dialer_call_reaches_a_pbx_on_another_host_with_only_the_registrar_set(
     assert all(pbx_host.peer_address in (c or "") for c in contacts), contacts
     ports = [int(m.body.split("m=audio ", 1)[1].split()[0]) for m in peer.received("INVITE")]
     assert ports and all(30000 <= p < 30100 for p in ports), ports
+
+
+@pytest.mark.slow
+def test_a_worker_fleet_dials_a_pbx_on_another_host_each_process_in_its_own_rtp_slice(
+    pbx_host: NetnsHost, tmp_path: Path
+) -> None:
+    """`dialer worker --processes 2` with DIALER_RTP_PORT_RANGE=30000-30099 and the registrar in the namespace.
+
+    Pins: every job completes (each number dialled once); every INVITE's
+    Contact and SDP carry 198.18.10.1; every SDP port lies in the range, and
+    each process stays in its own half (30000-30049, 30050-30099), both used.
+    """
+    from tests.faults.rig import Plan, fault_rig, start_campaign, start_dispatchers
+
+    peer = start_sipp_in(pbx_host, "fault_hold", tmp_path / "ns-sipp", extra_args=["-rtp_echo"],
+                         keys={"username": "u", "password": "p"})
+    try:
+        with fault_rig(tmp_path / "rig", scenario="answer_fast") as rig:
+            rig.fleet.start_worker(2, name="workers", env={"DIALER_SIP_REGISTRAR": f"{pbx_host.address}:5060",
+                                                           "DIALER_RTP_PORT_RANGE": "30000-30099"})
+            start_dispatchers(rig)
+            campaign_id = start_campaign(rig, Plan("off-loopback", jobs=16, hold_s=1.0))
+            rig.wait_settled(campaign_id, 120, statuses=("completed",))
+    finally:
+        peer.stop()
+    invites = peer.received("INVITE")
+    assert sorted(d.user for d in peer.dialogs()) == [f"139000{i:05d}" for i in range(16)]
+    assert all(pbx_host.peer_address in (m.header("Contact") or "") for m in invites)
+    ports = {int(m.body.split("m=audio ", 1)[1].split()[0]) for m in invites}
+    assert all(30000 <= p < 30100 for p in ports), ports
+    assert {p < 30050 for p in ports} == {True, False}, ports  # both processes dialled, each in its half
+    assert _hosts_in(" ".join(m.body for m in invites)) == {pbx_host.peer_address}

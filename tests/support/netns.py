@@ -68,11 +68,23 @@ def _unavailable(reason: str) -> None:
     pytest.skip(f"network namespaces are unavailable here: {reason}")
 
 
+def _drop_stale(prefix: str) -> None:
+    """Namespaces of ours left by a test process that was killed (its pid is gone): delete them."""
+    listed = subprocess.run([IP, "netns", "list"], capture_output=True, text=True, timeout=30, check=False)
+    for line in listed.stdout.splitlines():
+        name = line.split()[0] if line.strip() else ""
+        parts = name.split("-")
+        if name.startswith(f"{prefix}-") and len(parts) == 3 and parts[1].isdigit() and not Path(
+                f"/proc/{parts[1]}").exists():
+            subprocess.run([IP, "netns", "del", name], capture_output=True, timeout=30, check=False)
+
+
 @contextlib.contextmanager
 def netns_host(subnet: str, prefix: str = "sdt") -> Iterator[NetnsHost]:
     """A namespace at ``<subnet>.2`` joined to us (``<subnet>.1``); deleted on exit, whatever happened."""
     if not os.path.exists(IP):
         _unavailable("iproute2's `ip` is not installed")
+    _drop_stale(prefix)
     tag = uuid.uuid4().hex[:8]
     name, ours, theirs = f"{prefix}-{os.getpid()}-{tag}", f"vr{tag}", f"vn{tag}"
     probe = subprocess.run([IP, "netns", "add", name], capture_output=True, text=True, timeout=30, check=False)
