@@ -178,10 +178,12 @@ class RegistrationGate:
                 self._closed_for = None
                 self._retry_at = None
                 self._opened_at = time.monotonic()
-                self._resume_consuming()
                 log.warning("trunk registration restored (%s): consuming dial jobs again", why)
             else:
-                self._stop_consuming()
                 log.error("trunk registration lost (%s): this worker stops taking dial jobs", why)
+        try:
+            (self._resume_consuming if is_open else self._stop_consuming)()
+        except Exception:  # the broker is away too: a task that runs meanwhile still checks is_open
+            log.exception("could not tell the broker to %s consuming", "resume" if is_open else "stop")
         if self._on_change:
             self._on_change(is_open)
