@@ -40,9 +40,15 @@ RECORD_PATIENCE_S = 600.0
 # Once this process is shutting down, how long an outcome still waits for Postgres before it is spooled:
 # well inside the supervisor's margin (it kills children 15 s after the grace).
 STOP_PATIENCE_S = 3.0
-# Set when this process begins its warm shutdown (worker.process); value: the monotonic time it began.
+# Set when this process begins its warm shutdown (worker.process); _stopping_since holds the monotonic time.
 STOPPING = threading.Event()
 _stopping_since: list[float] = []
+
+CLAIM_PATIENCE_S = 30.0
+# Lease beyond ring timeout + hold: set-up of up to four variants, transient backoff, grace.
+LEASE_EXTRA_S = 4 * SETUP_MARGIN_S + 2 * TRANSIENT_BUDGET_S
+# The last call must be over this long before the lease ends.
+LEASE_SAFETY_S = 5.0
 
 
 def begin_shutdown() -> None:
@@ -50,11 +56,6 @@ def begin_shutdown() -> None:
     if not STOPPING.is_set():
         _stopping_since.append(time.monotonic())
         STOPPING.set()
-CLAIM_PATIENCE_S = 30.0
-# Lease beyond ring timeout + hold: set-up of up to four variants, transient backoff, grace.
-LEASE_EXTRA_S = 4 * SETUP_MARGIN_S + 2 * TRANSIENT_BUDGET_S
-# The last call must be over this long before the lease ends.
-LEASE_SAFETY_S = 5.0
 
 
 class NotRegistered(Exception):

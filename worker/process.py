@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--index", type=int, default=0)
     parser.add_argument("--log-level", default="WARNING")
     parser.add_argument("--shutdown-grace", type=float, default=30.0)
-    parser.add_argument("--processes", type=int, default=1, 
+    parser.add_argument("--processes", type=int, default=1,
                         help="how many worker processes share this host's RTP range")
     parser.add_argument("--health-dir", default=None, help="where this process writes <index>.json for /healthz")
     args = parser.parse_args(argv)
