@@ -39,19 +39,19 @@ class HealthFile:
             return dict(self._facts)
 
     def update(self, **facts: Any) -> None:
+        """Change some facts and rewrite the file; under the lock, so a slower writer never lands last."""
         with self._lock:
             if all(self._facts.get(k) == v for k, v in facts.items()):
                 return
             self._facts.update(facts, pid=os.getpid())
-            text = json.dumps(self._facts, sort_keys=True)
-        if self.path is None:
-            return
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        try:
-            tmp.write_text(text, encoding="utf-8")
-            os.replace(tmp, self.path)
-        except OSError:  # health is advisory: a full disk must not stop calls
-            log.warning("cannot write health file %s", self.path, exc_info=True)
+            if self.path is None:
+                return
+            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+            try:
+                tmp.write_text(json.dumps(self._facts, sort_keys=True), encoding="utf-8")
+                os.replace(tmp, self.path)
+            except OSError:  # health is advisory: a full disk must not stop calls
+                log.warning("cannot write health file %s", self.path, exc_info=True)
 
 
 def child_verdict(facts: Mapping[str, Any] | None) -> tuple[bool, str]:

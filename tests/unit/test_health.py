@@ -79,3 +79,25 @@ def test_the_endpoint_answers_503_with_the_reason_then_200(tmp_path: Path) -> No
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_concurrent_updates_leave_the_file_with_the_latest_facts(tmp_path: Path) -> None:
+    """The SIP thread (registered) and the gate thread (gate_open) write at once: neither change is lost."""
+    import threading
+
+    state = HealthFile(tmp_path / "0.json")
+    start = threading.Barrier(2)
+
+    def flip(key: str) -> None:
+        start.wait()
+        for i in range(200):
+            state.update(**{key: i % 2 == 0})
+        state.update(**{key: True})
+
+    threads = [threading.Thread(target=flip, args=(k,)) for k in ("registered", "gate_open")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    on_disk = json.loads((tmp_path / "0.json").read_text())
+    assert (on_disk["registered"], on_disk["gate_open"]) == (True, True)
