@@ -158,7 +158,8 @@ def _settle_without_call(rt: WorkerRuntime, job: store.ClaimedJob, verdict: Verd
                 return store.finish(conn, job, rt.name, [], terminal[verdict], undo_attempt=True)
             return store.postpone(conn, job, rt.name, retry_at)
 
-    _db_retry(RECORD_PATIENCE_S)(settle)
+    if _record_or_spool(settle) is None:  # no call was placed: nothing to spool; the reaper reschedules the job
+        log.warning("job %s: Postgres unavailable; claimed without a call, left for the reaper", job.job_id)
 
 
 class _MeteredPlacer:
