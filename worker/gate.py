@@ -41,6 +41,8 @@ AUTH_RETRY_MAX_S = 300.0  # under the 10 m window of the TrunkAuthFailures alert
 # sooner (REGISTER works but INVITEs are still refused) keeps its longer delay, so a trunk whose account
 # lost the right to call costs one lead per growing interval, not one every few seconds.
 STABLE_AFTER_S = 600.0
+# After each change, the stop/resume broadcast is repeated this long after it (idempotent commands).
+REPEAT_CONTROL_S = (2.0, 10.0, 30.0)
 
 ClosedFor = Literal["registration", "invite_auth"]
 _STOP = object()
@@ -78,6 +80,7 @@ class RegistrationGate:
         self._delay = RETRY_MIN_S
         self._auth_failures = 0
         self._retry_at: float | None = None
+        self._repeat_at: list[float] = []
         self._inbox: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="registration-gate", daemon=True)
@@ -111,12 +114,18 @@ class RegistrationGate:
     # ------------------------------------------------------------------ the gate's thread
     def _run(self) -> None:
         while True:
-            timeout = None if self._retry_at is None else max(0.0, self._retry_at - time.monotonic())
+            due = [t for t in (self._retry_at, self._repeat_at[0] if self._repeat_at else None) if t is not None]
+            timeout = max(0.0, min(due) - time.monotonic()) if due else None
             try:
                 item = self._inbox.get(timeout=timeout)
             except queue.Empty:
-                self._retry_at = None
-                self._try_register()
+                now = time.monotonic()
+                if self._repeat_at and self._repeat_at[0] <= now:
+                    self._repeat_at.pop(0)
+                    self._tell_broker(self._closed_for is None)
+                if self._retry_at is not None and self._retry_at <= now:
+                    self._retry_at = None
+                    self._try_register()
                 continue
             if item is _STOP:
                 return
@@ -170,6 +179,12 @@ class RegistrationGate:
         self._delay = min(self._delay * 2, RETRY_MAX_S)
         self._set_open(False, why)
 
+    def _tell_broker(self, consume: bool) -> None:
+        try:
+            (self._resume_consuming if consume else self._stop_consuming)()
+        except Exception:  # the broker is away too: a task that runs meanwhile still checks is_open
+            log.exception("could not tell the broker to %s consuming", "resume" if consume else "stop")
+
     def _set_open(self, is_open: bool, why: str) -> None:
         """The gate thread's view changes: tell the broker, then the runtime (metrics, health, trunk flag)."""
         with self._lock:
@@ -181,9 +196,10 @@ class RegistrationGate:
                 log.warning("trunk registration restored (%s): consuming dial jobs again", why)
             else:
                 log.error("trunk registration lost (%s): this worker stops taking dial jobs", why)
-        try:
-            (self._resume_consuming if is_open else self._stop_consuming)()
-        except Exception:  # the broker is away too: a task that runs meanwhile still checks is_open
-            log.exception("could not tell the broker to %s consuming", "resume" if is_open else "stop")
+        self._tell_broker(is_open)
+        # The remote control is a fire-and-forget broadcast: say it again a little later, in case one
+        # was lost (both commands are idempotent), so a reopened gate never leaves the queue unconsumed.
+        now = time.monotonic()
+        self._repeat_at = [now + delay for delay in REPEAT_CONTROL_S]
         if self._on_change:
             self._on_change(is_open)

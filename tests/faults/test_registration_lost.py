@@ -128,7 +128,13 @@ def _assert_quiet_while_unregistered(rig: FaultRig, worker: ManagedProcess) -> N
 
 
 def _assert_nothing_burned(rig: FaultRig, worker: ManagedProcess, campaign_id: int) -> None:
-    rig.wait_settled(campaign_id, 180, statuses=("completed",))
+    try:
+        rig.wait_settled(campaign_id, 180, statuses=("completed",))
+    except TimeoutError:
+        outcomes = rig.query("SELECT j.id, j.status, j.attempts, array_agg(a.outcome ORDER BY a.attempt, a.try_index)"
+                             " FROM dial_jobs j LEFT JOIN call_attempts a ON a.job_id = j.id"
+                             " WHERE j.status <> 'completed' GROUP BY j.id")
+        raise AssertionError(f"not all completed: {outcomes}") from None
     bad = rig.query("SELECT count(*) FROM call_attempts WHERE outcome IN ('auth_failed', 'worker_lost')")[0][0]
     assert bad == 0
     assert rig.query("SELECT count(*) FROM dial_jobs WHERE status <> 'completed'")[0][0] == 0

@@ -21,6 +21,7 @@ def _fast(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(gate_module, "RETRY_MAX_S", 0.08)
     monkeypatch.setattr(gate_module, "AUTH_RETRY_MIN_S", 0.01)
     monkeypatch.setattr(gate_module, "AUTH_RETRY_MAX_S", 0.08)
+    monkeypatch.setattr(gate_module, "REPEAT_CONTROL_S", ())
 
 
 def make(results: list[RegistrationResult]) -> tuple[RegistrationGate, list[str], threading.Event]:
@@ -118,3 +119,13 @@ def test_every_failure_says_what_to_check() -> None:
         401, "Unauthorized", False, 0, datetime(2026, 11, 25, tzinfo=UTC)))
     assert "rights" in gate_module.what_to_check(REFUSED)
     assert "DIALER_SIP_REGISTRAR" in gate_module.what_to_check(TIMEOUT)
+
+
+def test_the_stop_or_resume_broadcast_is_repeated_in_case_one_was_lost(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Celery's remote control is fire-and-forget: the gate says it again shortly after (idempotent)."""
+    monkeypatch.setattr(gate_module, "REPEAT_CONTROL_S", (0.05, 0.1))
+    gate, events, _ = make([])
+    gate.registration_result(TIMEOUT)
+    wait_for(events, 3)
+    assert events == ["stop", "stop", "stop"]
+    gate.shutdown()
