@@ -9,7 +9,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 # A fixed, unprivileged uid: nothing in the dialer needs root, and a process that
 # is compromised through a SIP parser should not own the container.
-RUN useradd --create-home --uid 10001 --user-group dialer
+RUN useradd --create-home --uid 10001 --user-group dialer \
+    && install -d -o dialer -g dialer /home/dialer/data  # DIALER_DATA_DIR: a worker's spooled outcomes
 
 WORKDIR /opt/sip-dialer
 

@@ -31,6 +31,11 @@ VARIANT_TRIES = Counter(
     ["trunk", "variant", "result"],
 )
 REGISTRATIONS = Counter("dialer_registrations_total", "REGISTER transactions by result.", ["trunk", "result"])
+REGISTER_RESPONSES = Counter(
+    "dialer_register_responses_total",
+    "Every REGISTER result (initial, refresh, retry) by SIP status code; 408 is also no answer at all.",
+    ["trunk", "code"],
+)
 REGISTRATION_UP = Gauge(
     "dialer_registration_up",
     "1 while this worker's account on the trunk is registered.",

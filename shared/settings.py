@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import contextvars
 import difflib
+import ipaddress
 import logging
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -30,6 +32,9 @@ from shared.numbers import DEFAULT_VARIANT_ORDER, VariantKind, parse_variant_ord
 Transport = Literal["udp", "tcp", "tls"]
 DEFAULT_TRUNK = "default"
 log = logging.getLogger(__name__)
+
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
 
 _config_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar("dialer_config_file", default=None)
 
@@ -191,11 +196,61 @@ class Settings(BaseSettings):
     calls_per_process: int = Field(default=4, ge=1, le=4)
     call_starts_per_s: float = Field(default=40.0, gt=0, le=50)
     sip_local_port: int = Field(default=0, ge=0, lt=65536)
+    # Networking (worker/sip/network.py): unset, SIP and RTP bind to and advertise the interface that
+    # routes to the registrar. The public address is what a PBX behind NAT must send to.
+    sip_bind_address: str | None = None
+    sip_public_address: str | None = None
+    rtp_port_range: str | None = None
     lease_grace_s: float = Field(default=60.0, gt=0)
 
     # Fleet-wide toll-fraud caps.
     fleet_max_cps: float = Field(default=200.0, gt=0)
     max_calls_per_number_per_day: int = Field(default=3, ge=1)
+
+    @field_validator("sip_bind_address")
+    @classmethod
+    def _bind_ip(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        try:
+            return str(ipaddress.IPv4Address(value.strip()))
+        except ValueError:
+            raise ValueError("expected an IPv4 address of this host (or 0.0.0.0 for every interface)") from None
+
+    @field_validator("sip_public_address")
+    @classmethod
+    def _public_host(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        try:
+            if ipaddress.IPv4Address(value).is_unspecified:
+                raise ValueError("0.0.0.0 cannot be advertised: give the address the PBX should send to")
+            return value
+        except ipaddress.AddressValueError:
+            if _HOSTNAME.match(value) and not value.replace(".", "").isdigit():
+                return value
+            raise ValueError("expected an IPv4 address or a DNS name, without a port") from None
+
+    @field_validator("rtp_port_range")
+    @classmethod
+    def _port_range(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        low, sep, high = value.strip().partition("-")
+        if not sep or not low.strip().isdigit() or not high.strip().isdigit():
+            raise ValueError("expected LOW-HIGH such as 10000-20000")
+        if not 1024 <= int(low) < int(high) <= 65535:
+            raise ValueError("expected 1024 <= LOW < HIGH <= 65535")
+        return f"{int(low)}-{int(high)}"
+
+    @property
+    def rtp_ports(self) -> tuple[int, int] | None:
+        """DIALER_RTP_PORT_RANGE as (low, high), or None: the OS picks each call's ports."""
+        if self.rtp_port_range is None:
+            return None
+        low, _, high = self.rtp_port_range.partition("-")
+        return int(low), int(high)
 
     @classmethod
     def settings_customise_sources(

@@ -52,13 +52,14 @@ def call_command(
     """Register the trunk, dial NUMBER through its variants and print the SIP ladder; exit 0 only if answered."""
     from shared.numbers import dial_variants, normalise
     from worker.diagnostic import run_diagnostic_call
+    from worker.runtime import network_of
 
     cfg = settings()
     chosen = cfg.trunk(trunk)
     parsed = normalise(number, cfg.default_region)
     variants = dial_variants(parsed, cfg.default_region, chosen.variant_order)
     report = run_diagnostic_call(chosen, variants, ring_timeout_s=ring_timeout, hold_s=hold,
-                                 echo=None if as_json else typer.echo)
+                                 echo=None if as_json else typer.echo, network=network_of(cfg))
     if as_json:
         typer.echo(json.dumps(report, ensure_ascii=False))
     raise typer.Exit(0 if report["outcome"] == "answered" else 1)

@@ -26,6 +26,7 @@ from worker.dialing import Try, dial_number
 from worker.runtime import account_for
 from worker.sip import CallResult, RegistrationResult, SipAgent
 from worker.sip.errors import CertificateRejected
+from worker.sip.network import NetworkSettings
 
 
 def registration_record(registrar: str, result: RegistrationResult | None) -> dict[str, Any]:
@@ -77,10 +78,11 @@ def run_diagnostic_call(
     ring_timeout_s: float,
     hold_s: float,
     echo: Callable[[str], None] | None = None,
+    network: NetworkSettings | None = None,
 ) -> dict[str, Any]:
     """Register, dial, hang up; return the ladder as a dict (and print it line by line if ``echo``)."""
     say = echo or (lambda _line: None)
-    account = account_for(trunk)
+    account = account_for(trunk, network=network)
     registrar = account.registrar_uri()
     agent = SipAgent(account)
     try:

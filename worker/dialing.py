@@ -18,6 +18,13 @@ A refusal by the agent (no free call slot, agent stopping: no INVITE left) is
 retried like a transient failure and, when it persists, ends the attempt
 ``transient`` with no try recorded. A trunk certificate that fails TLS
 verification ends it at once, with no try and ``config_error`` set.
+A call whose result did not come in time (``CallTimedOut``: the agent aborted
+it) is not a refusal: its INVITE may have left. The try waits, bounded, for
+the aborted call to be over (its end, or the abort's CANCEL/BYE), records
+what is known (the late result, or the variant, URI, Call-ID and INVITE time
+with reason ``timeout``) and ends the attempt: no further INVITE in it, so the
+same person is never called twice at once. The attempt is ``transient`` unless
+the late result settles it (answered, busy, ...).
 No try starts when the job's lease could run out before the ring timeout.
 """
 
@@ -25,7 +32,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Protocol
 
 from tenacity import (
@@ -42,12 +51,16 @@ from shared.errors import RetryableError
 from shared.numbers import DialVariant, VariantKind
 from shared.outcomes import Action, Classification, Outcome, classify
 from worker.sip import CallResult, RegistrationResult
-from worker.sip.errors import CertificateRejected
+from worker.sip.errors import CallTimedOut, CertificateRejected
 
 TRANSIENT_TRIES = 3
 TRANSIENT_BUDGET_S = 8.0
 # Time a try needs beyond its ring timeout: call set-up before ringing, BYE/CANCEL after.
 SETUP_MARGIN_S = 10.0
+# How long a timed-out call gets to be over: the abort's CANCEL/BYE ends within SIP timer B/F (32 s).
+# Below the reaper's default lease grace (60 s), so the reaper never takes a job whose call may still end.
+ABORT_WAIT_S = 35.0
+_SETTLING = (Action.COMPLETE, Action.RETRY_LATER)
 
 
 class CallPlacer(Protocol):
@@ -81,6 +94,7 @@ class AttemptReport:
     lease_ran_out: bool = False
     refused: str | None = None  # why the agent refused to place a call, when it did
     config_error: str | None = None  # the trunk cannot be used as configured (its certificate is not trusted)
+    timed_out: bool = False  # a placed call's result came late: the attempt stopped after recording it
 
     @property
     def auth_failed(self) -> bool:
@@ -93,6 +107,36 @@ def classify_result(result: CallResult) -> Classification:
     return classify(status, rang=result.rang, ring_timeout_fired=result.ring_timeout_fired)
 
 
+class _PlacedCallTimedOut(Exception):
+    """A placed call timed out; its try is recorded and the attempt places no further INVITE."""
+
+    def __init__(self, done: Try) -> None:
+        super().__init__(done.result.reason)
+        self.done = done
+
+
+def settle_timed_out(exc: CallTimedOut, *, started_at: datetime, wait_s: float) -> CallResult:
+    """What is known of an aborted call once it is over, or when ``wait_s`` ran out first.
+
+    Re-raises the agent's refusal when the call never started (no INVITE left).
+    """
+    request = exc.request
+    if request is not None:
+        try:
+            return request.future.result(timeout=wait_s)  # the late result: the call is over
+        except FutureTimeout:
+            pass
+        # any other exception: the call was dropped before its INVITE; the caller treats it as a refusal
+    now = datetime.now(UTC)
+    return CallResult(
+        uri=request.uri if request is not None else "", call_id=request.call_id if request is not None else "",
+        provisional=(), status=0, reason="timeout",
+        invite_at=(request.invite_at if request is not None else None) or started_at,
+        first_provisional_at=None, answer_at=None, end_at=now, hangup_by="local", ring_timeout_fired=False,
+        error=f"timeout: {exc}; its end not seen within {wait_s:g} s",
+    )
+
+
 def dial_number(
     placer: CallPlacer,
     variants: Sequence[DialVariant],
@@ -103,18 +147,30 @@ def dial_number(
     on_try: Callable[[Try], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    abort_wait_s: float | None = None,
 ) -> AttemptReport:
     """Dial ``variants`` in order until one gives a non-format outcome; report every try.
 
     ``deadline`` is a ``clock()`` instant (the job's lease, less a margin) after
-    which no new INVITE starts and no call may still be live.
+    which no new INVITE starts and no call may still be live. ``abort_wait_s``
+    bounds the wait for a timed-out call to be over.
     """
     report = AttemptReport()
+    if abort_wait_s is None:
+        abort_wait_s = ABORT_WAIT_S
     position = 0
     while position < len(variants):
         variant = variants[position]
         try:
-            tries = _try_variant(placer, variant, report, ring_timeout_s, hold_s, deadline, on_try, clock, sleep)
+            tries = _try_variant(placer, variant, report, ring_timeout_s, hold_s, deadline, on_try, clock, sleep,
+                                 abort_wait_s)
+        except _PlacedCallTimedOut as lost:
+            report.timed_out = True
+            settled = lost.done.classification.action in _SETTLING
+            report.outcome = lost.done.outcome if settled else Outcome.TRANSIENT
+            if settled:
+                report.accepted_variant = variant.kind
+            return report
         except RetryableError as exc:  # refused before any INVITE left (capacity, agent stopping)
             report.outcome = Outcome.TRANSIENT
             report.refused = str(exc)
@@ -154,6 +210,7 @@ def _try_variant(
     on_try: Callable[[Try], None] | None,
     clock: Callable[[], float],
     sleep: Callable[[float], None],
+    abort_wait_s: float,
 ) -> int | None:
     """Place one variant, retrying transient failures; None when the lease has no room left."""
     uri = placer.uri_for(variant.digits)
@@ -163,7 +220,15 @@ def _try_variant(
         remaining = None if deadline is None else deadline - clock()
         if remaining is not None and remaining < needed:
             return None
-        result = placer.call(uri, ring_timeout_s=ring_timeout_s, hold_s=hold_s, timeout_s=remaining)
+        started_at = datetime.now(UTC)
+        try:
+            result = placer.call(uri, ring_timeout_s=ring_timeout_s, hold_s=hold_s, timeout_s=remaining)
+        except CallTimedOut as exc:
+            late = settle_timed_out(exc, started_at=started_at, wait_s=abort_wait_s)  # or the refusal
+            raise _PlacedCallTimedOut(record(late)) from None
+        return record(result)
+
+    def record(result: CallResult) -> Try:
         done = Try(len(report.tries), variant, result, classify_result(result))
         report.tries.append(done)
         if on_try is not None:

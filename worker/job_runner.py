@@ -5,13 +5,18 @@ Order matters for at-most-once dialling and for never losing an outcome:
 2. re-check campaign, DNC, toll-fraud guard and calling window;
 3. dial the variants (worker.dialing), each try reported as it ends;
 4. write every try and the job's new state in one transaction, retrying while
-   Postgres is away (bounded), so a finished call's outcome is never dropped.
+   Postgres is away (bounded), so a finished call's outcome is never dropped;
+   when the process is shutting down (or the patience ran out) the outcome is
+   spooled to local disk instead (worker/spool.py) and written by the next
+   worker process on this host: the supervisor's kill must not lose it.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import psycopg
@@ -22,7 +27,7 @@ from shared.job_states import JobStatus
 from shared.numbers import NormalisedNumber, dial_variants, preferred_first
 from shared.outcomes import Outcome
 from shared.retry_policy import JobDecision, decide
-from worker import redis_state, store
+from worker import redis_state, spool, store
 from worker.dialing import SETUP_MARGIN_S, TRANSIENT_BUDGET_S, AttemptReport, Try, dial_number
 from worker.precheck import PreDialFacts, Verdict, check_before_dial
 from worker.runtime import WorkerRuntime
@@ -30,13 +35,27 @@ from worker.sip import CallResult, RegistrationResult
 
 log = logging.getLogger(__name__)
 
-# How long a finished call's outcome waits for Postgres to come back before the task gives up.
+# How long a finished call's outcome waits for Postgres to come back before it is spooled to disk.
 RECORD_PATIENCE_S = 600.0
+# Once this process is shutting down, how long an outcome still waits for Postgres before it is spooled:
+# well inside the supervisor's margin (it kills children 15 s after the grace).
+STOP_PATIENCE_S = 3.0
+# Set when this process begins its warm shutdown (worker.process); _stopping_since holds the monotonic time.
+STOPPING = threading.Event()
+_stopping_since: list[float] = []
+
 CLAIM_PATIENCE_S = 30.0
 # Lease beyond ring timeout + hold: set-up of up to four variants, transient backoff, grace.
 LEASE_EXTRA_S = 4 * SETUP_MARGIN_S + 2 * TRANSIENT_BUDGET_S
 # The last call must be over this long before the lease ends.
 LEASE_SAFETY_S = 5.0
+
+
+def begin_shutdown() -> None:
+    """From now on an outcome Postgres cannot take within STOP_PATIENCE_S is spooled, not waited for."""
+    if not STOPPING.is_set():
+        _stopping_since.append(time.monotonic())
+        STOPPING.set()
 
 
 class NotRegistered(Exception):
@@ -78,11 +97,22 @@ def run_dial_job(rt: WorkerRuntime, job_id: int) -> str:
         return verdict.verdict.value
 
     report = _dial(rt, job, verdict.number)
+    _record(rt, job, report)
+    _count(rt, job, report)
+    if report.auth_failed and rt.gate is not None:
+        rt.gate.close("INVITE rejected with an auth failure after a re-register")
+    if report.config_error and rt.gate is not None:  # e.g. the trunk's certificate is not trusted
+        rt.gate.close(report.config_error)
+    return report.outcome.value
+
+
+def _record(rt: WorkerRuntime, job: store.ClaimedJob, report: AttemptReport) -> None:
+    """Write the attempt's tries and the job's next state in one transaction, or spool them to disk."""
     decision = decide(report.outcome, job.attempt, job.policy, datetime.now(UTC))
     rows = [to_row(t) for t in report.tries]
 
     def record() -> bool:
-        with rt.pool.connection() as conn:
+        with rt.pool.connection(timeout=5.0) as conn:
             if report.auth_failed:
                 store.flag_trunk(conn, rt.trunk.name, healthy=False, reason="INVITE rejected after re-register")
             if report.config_error:
@@ -90,14 +120,33 @@ def run_dial_job(rt: WorkerRuntime, job_id: int) -> str:
             # No INVITE left the process (the agent refused): the attempt does not count.
             return store.finish(conn, job, rt.name, rows, decision, undo_attempt=not rows)
 
-    if not _db_retry(RECORD_PATIENCE_S)(record):
-        log.error("job %s: lease lost before the outcome was written; the reaper recorded it", job_id)
-    _count(rt, job, report)
-    if report.auth_failed and rt.gate is not None:
-        rt.gate.close("INVITE rejected with an auth failure after a re-register")
-    if report.config_error and rt.gate is not None:  # e.g. the trunk's certificate is not trusted
-        rt.gate.close(report.config_error)
-    return report.outcome.value
+    written = _record_or_spool(record)
+    if written is None:
+        path = spool.write(spool.spool_dir(rt.settings.data_dir), job, rt.name, rows, decision, undo_attempt=not rows)
+        log.warning("job %s: Postgres unavailable; outcome %s spooled to %s for the next worker start", job.job_id,
+                    report.outcome.value, path)
+    elif not written:
+        log.error("job %s: lease lost before the outcome was written; the reaper recorded it", job.job_id)
+
+
+def _record_or_spool(record: Callable[[], bool]) -> bool | None:
+    """``record()``'s answer, retried while Postgres is away; None when the outcome must be spooled instead."""
+    started = time.monotonic()
+    delay = 0.5
+    while True:
+        try:
+            return record()
+        except psycopg.OperationalError:
+            now = time.monotonic()
+            if now - started >= RECORD_PATIENCE_S:
+                return None
+            if STOPPING.is_set() and now - max(started, _stopping_since[0]) >= STOP_PATIENCE_S:
+                return None
+            if STOPPING.is_set():
+                time.sleep(0.5)
+            else:
+                STOPPING.wait(delay)  # a shutdown cuts the wait short
+            delay = min(delay * 2, 10.0)
 
 
 def _facts(job: store.ClaimedJob) -> PreDialFacts:
@@ -121,7 +170,8 @@ def _settle_without_call(rt: WorkerRuntime, job: store.ClaimedJob, verdict: Verd
                 return store.finish(conn, job, rt.name, [], terminal[verdict], undo_attempt=True)
             return store.postpone(conn, job, rt.name, retry_at)
 
-    _db_retry(RECORD_PATIENCE_S)(settle)
+    if _record_or_spool(settle) is None:  # no call was placed: nothing to spool; the reaper reschedules the job
+        log.warning("job %s: Postgres unavailable; claimed without a call, left for the reaper", job.job_id)
 
 
 class _MeteredPlacer:

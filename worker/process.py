@@ -17,6 +17,7 @@ import logging
 import os
 import socket
 import threading
+from pathlib import Path
 from typing import Any
 
 from celery import signals
@@ -25,6 +26,8 @@ from shared.logs import setup_logging
 from shared.queue import dial_queue, make_celery
 from shared.settings import load_settings
 from worker import runtime
+from worker.health import HealthFile
+from worker.job_runner import begin_shutdown
 from worker.tasks import register_tasks
 
 log = logging.getLogger(__name__)
@@ -48,6 +51,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--index", type=int, default=0)
     parser.add_argument("--log-level", default="WARNING")
     parser.add_argument("--shutdown-grace", type=float, default=30.0)
+    parser.add_argument("--processes", type=int, default=1,
+                        help="how many worker processes share this host's RTP range")
+    parser.add_argument("--health-dir", default=None, help="where this process writes <index>.json for /healthz")
     args = parser.parse_args(argv)
     setup_logging(args.log_level)
 
@@ -60,6 +66,7 @@ def main(argv: list[str] | None = None) -> None:
 
         raise ConfigError("DIALER_REDIS_URL: a worker needs the dialer's Redis")
     app = make_celery(settings.redis_url)
+    health = HealthFile(Path(args.health_dir) / f"{args.index}.json" if args.health_dir else None)
     register_tasks(app)
 
     def stop_consuming() -> None:
@@ -73,16 +80,23 @@ def main(argv: list[str] | None = None) -> None:
         # Blocks until the trunk account is registered: nothing is consumed before.
         try:
             runtime.start(settings, trunk.name, name=f"{hostname}:{os.getpid()}",
-                          stop_consuming=stop_consuming, resume_consuming=resume_consuming)
+                          stop_consuming=stop_consuming, resume_consuming=resume_consuming,
+                          process=(args.index, max(args.processes, args.index + 1)), health=health)
         except Exception:
             # Celery would go on consuming without a runtime; exit and let the supervisor restart us.
             log.exception("worker runtime failed to start; exiting for the supervisor to restart")
             os._exit(3)
 
+    @signals.worker_ready.connect(weak=False)  # type: ignore[untyped-decorator]  # celery is untyped
+    def _ready(**_: Any) -> None:
+        health.update(ready=True)  # the consumer runs: with the gate open, this process takes jobs
+
     @signals.worker_shutting_down.connect(weak=False)  # type: ignore[untyped-decorator]  # celery is untyped
     def _drain(**_: Any) -> None:
         # Celery stops consuming and waits for running tasks; the agent lets live calls run for the
         # grace, then hangs up the rest, so every task returns and records its call before exit.
+        health.update(ready=False)
+        begin_shutdown()  # an outcome Postgres cannot take now is spooled to disk, not lost to the kill
         threading.Thread(target=_stop_agent, args=(args.shutdown_grace,), name="drain", daemon=True).start()
 
     @signals.worker_shutdown.connect(weak=False)  # type: ignore[untyped-decorator]  # celery is untyped

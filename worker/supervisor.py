@@ -22,6 +22,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ class Supervisor:
         self._children = [_Child(i) for i in range(processes)]
         self._stopping = threading.Event()
         self._own_metrics_dir: str | None = None
+        self._health_dir: str | None = None
         self._output = output  # a file the children's stdout/stderr go to (default: inherited)
 
     def _prepare_metrics(self) -> None:
@@ -75,14 +77,19 @@ class Supervisor:
             if name.endswith(".db"):
                 os.unlink(os.path.join(folder, name))
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+        self._health_dir = tempfile.mkdtemp(prefix="dialer-health-")
         if self.metrics_port is not None:
-            from shared import metrics
+            from worker.health import serve
 
-            metrics.serve(self.metrics_port, addr=self._env.get("DIALER_METRICS_HOST", "127.0.0.1"))
+            # /metrics as before, and /healthz: 200 only once every child is registered and consuming.
+            serve(self.metrics_port, self._env.get("DIALER_METRICS_HOST", "127.0.0.1"), Path(self._health_dir),
+                  self.children_state)
 
     def _spawn(self, child: _Child) -> None:
         cmd = [sys.executable, "-m", "worker.process", "--index", str(child.index), "--log-level", self.log_level,
-               "--shutdown-grace", str(self.shutdown_grace_s)]
+               "--shutdown-grace", str(self.shutdown_grace_s), "--processes", str(self.processes)]
+        if self._health_dir:
+            cmd += ["--health-dir", self._health_dir]
         if self.trunk:
             cmd += ["--trunk", self.trunk]
         if self._output is None:
@@ -95,6 +102,11 @@ class Supervisor:
 
     def stop(self, *_: object) -> None:
         self._stopping.set()
+
+    def children_state(self) -> dict[int, int | None]:
+        """Index -> pid of each child that runs now (None while it waits to be restarted)."""
+        return {c.index: (c.proc.pid if c.proc is not None and c.proc.poll() is None else None)
+                for c in self._children}
 
     @property
     def pids(self) -> list[int]:
@@ -114,6 +126,8 @@ class Supervisor:
             self._shutdown_children()
             if self._own_metrics_dir:
                 shutil.rmtree(self._own_metrics_dir, ignore_errors=True)
+            if self._health_dir:
+                shutil.rmtree(self._health_dir, ignore_errors=True)
         return 0
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:

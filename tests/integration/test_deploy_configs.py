@@ -187,7 +187,9 @@ def test_scrape_jobs_reach_each_service_on_its_metrics_port(compose: dict[str, A
         port = environment(service).get("DIALER_METRICS_PORT")
         if "--metrics-port" in service["command"]:
             assert flag(service["command"], "--metrics-port") == port, service_name
-        assert f"127.0.0.1:{port}/metrics" in " ".join(service["healthcheck"]["test"]), service_name
+        # The worker's check is /healthz on the same port: healthy once registered and consuming (worker/health.py).
+        path = "/healthz" if service_name == "worker" else "/metrics"
+        assert f"127.0.0.1:{port}{path}" in " ".join(service["healthcheck"]["test"]), service_name
         assert environment(service).get("DIALER_METRICS_HOST") == "0.0.0.0", f"{service_name} listens on loopback"
         job = jobs[job_name]
         if service_name == "worker":

@@ -302,10 +302,11 @@ def _port_in_use(port: int, transport: SippTransport) -> bool:
 def sipp_command(
     scenario_path: Path, port: int, *, transport: SippTransport, peer: SippPeer | None,
     keys: Mapping[str, str], pause_ms: int | None, timeout_s: float, extra_args: Sequence[str],
+    host: str = HOST,
 ) -> list[str]:
     cmd = [
-        SIPP, "-sf", str(scenario_path), "-i", HOST, "-p", str(port), "-t", _SIPP_TRANSPORT[transport],
-        "-mi", HOST, "-ci", HOST, "-nostdin", "-timeout", f"{timeout_s:g}s", "-skip_rlimit",
+        SIPP, "-sf", str(scenario_path), "-i", host, "-p", str(port), "-t", _SIPP_TRANSPORT[transport],
+        "-mi", host, "-ci", host, "-nostdin", "-timeout", f"{timeout_s:g}s", "-skip_rlimit",
     ]
     if peer is not None:
         cmd += ["-trace_msg", "-message_file", str(peer.message_log),

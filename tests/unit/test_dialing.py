@@ -12,6 +12,8 @@ from shared.numbers import dial_variants
 from shared.outcomes import Outcome
 from worker.dialing import dial_number
 from worker.sip import CallResult, RegistrationResult
+from worker.sip.commands import CallRequest
+from worker.sip.errors import CallTimedOut
 
 T0 = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
 VARIANTS = dial_variants("139 0000 1111", "CN")
@@ -152,3 +154,70 @@ def test_every_try_is_reported_as_it_ends() -> None:
     seen: list[int] = []
     run(ScriptedPlacer([{"status": 404}, {"status": 486}]), on_try=lambda t: seen.append(t.result.status))
     assert seen == [404, 486]
+
+
+# ------------------------------------------------------------------ a placed call whose result came late
+
+def timed_out(uri: str, *, late: CallResult | Exception | None, call_id: str = "late-call") -> CallTimedOut:
+    """The agent's CallTimedOut for a call whose INVITE left (Call-ID known); ``late`` resolves its future."""
+    request = CallRequest(uri, 45.0, 0.0, 0.0, call_id=call_id, invite_at=T0)
+    if isinstance(late, Exception):
+        request.future.set_exception(late)
+    elif late is not None:
+        request.future.set_result(late)
+    return CallTimedOut("no call result within 1 s; the call was aborted", request)
+
+
+class TimingOutPlacer(ScriptedPlacer):
+    """Like ScriptedPlacer, but a step may be a callable building the exception from the dialled URI."""
+
+    def call(self, uri: str, *, ring_timeout_s: float, hold_s: float, timeout_s: float | None = None) -> CallResult:
+        step = self.script[0]
+        if callable(step):
+            self.script.pop(0)
+            self.dialled.append(uri)
+            raise step(uri)
+        return super().call(uri, ring_timeout_s=ring_timeout_s, hold_s=hold_s, timeout_s=timeout_s)
+
+
+def test_a_timed_out_call_still_ending_is_recorded_as_timeout_and_not_dialled_again() -> None:
+    """The result never came within the wait: one try (variant, URI, Call-ID, INVITE time, reason timeout),
+    no second INVITE in this attempt (tenacity must not retry it like a refusal), attempt transient."""
+    placer = TimingOutPlacer([lambda uri: timed_out(uri, late=None), {"status": 200}])
+    report = run(placer, abort_wait_s=0.01)
+    assert placer.dialled == ["sip:13900001111@127.0.0.1"]
+    [only] = report.tries
+    assert (only.variant.kind.value, only.result.uri, only.result.call_id, only.result.invite_at) == (
+        "national", "sip:13900001111@127.0.0.1", "late-call", T0)
+    assert only.result.reason == "timeout" and only.result.error and only.outcome is Outcome.TRANSIENT
+    assert report.outcome is Outcome.TRANSIENT and report.timed_out and report.refused is None
+
+
+def test_a_timed_out_call_whose_late_result_arrives_keeps_that_result() -> None:
+    """The aborted call ended within the wait and had been answered: recorded answered, nobody called twice."""
+    late = result("sip:13900001111@127.0.0.1", 200)
+    placer = TimingOutPlacer([lambda uri: timed_out(uri, late=late), {"status": 200}])
+    report = run(placer, abort_wait_s=1.0)
+    assert placer.dialled == ["sip:13900001111@127.0.0.1"]
+    assert [t.outcome for t in report.tries] == [Outcome.ANSWERED]
+    assert report.outcome is Outcome.ANSWERED and report.timed_out
+
+
+def test_a_late_format_failure_still_ends_the_attempt_transient() -> None:
+    """A late 404 does not move on to the next variant in this attempt: the attempt ends, retried later."""
+    late = result("sip:13900001111@127.0.0.1", 404)
+    placer = TimingOutPlacer([lambda uri: timed_out(uri, late=late), {"status": 200}])
+    report = run(placer, abort_wait_s=1.0)
+    assert len(placer.dialled) == 1
+    assert [t.outcome for t in report.tries] == [Outcome.NOT_FOUND]
+    assert report.outcome is Outcome.TRANSIENT
+
+
+def test_a_timed_out_call_that_never_started_is_a_refusal_retried_like_one() -> None:
+    """Aborted while it waited for a slot (no INVITE left): no try row, the same variant again."""
+    never = CapacityExceeded("call aborted before it started")
+    placer = TimingOutPlacer([lambda uri: timed_out(uri, late=never), {"status": 200}])
+    report = run(placer, abort_wait_s=1.0)
+    assert placer.dialled == ["sip:13900001111@127.0.0.1"] * 2
+    assert report.outcome is Outcome.ANSWERED and not report.timed_out
+    assert len(report.tries) == 1

@@ -203,7 +203,7 @@ class SipAgent:
             return request.future.result(timeout=timeout_s)
         except FutureTimeout:
             self._inbox.put(AbortCall(request))
-            raise CallTimedOut(f"no call result within {timeout_s:g} s; the call was aborted") from None
+            raise CallTimedOut(f"no call result within {timeout_s:g} s; the call was aborted", request) from None
 
     def reregister(self, timeout_s: float = 10.0) -> RegistrationResult:
         """Send a fresh REGISTER now and wait for its result.

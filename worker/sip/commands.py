@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from worker.sip.answer import AnswerScript
@@ -37,6 +38,9 @@ class CallRequest:
     # Built on the caller's thread, called on the SIP thread when the call is answered;
     # None: hold the answered call for hold_s, then hang up.
     script_factory: Callable[[], AnswerScript] | None = None
+    # Set by the SIP thread when the INVITE leaves, so a caller that gave up waiting still knows them.
+    call_id: str = ""
+    invite_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,7 @@ class SipAccountConfig:
     """One SIP trunk account as a worker process uses it.
 
     ``registrar`` is ``host[:port]``; ``domain`` (default: the registrar) is the
-    host part of our AOR and of dialled URIs. ``bind_address`` defaults to
-    loopback so nothing leaves the machine unless a deployment says so.
+    host part of our AOR and of dialled URIs.
 
     Routing: a dialled URI never carries a ``transport`` parameter, because a
     proxy that re-targets it (Kamailio's ``rewritehostport``, say) keeps the
@@ -50,6 +49,12 @@ class SipAccountConfig:
     ``sip_outbound`` (RFC 5626) keeps pjsua's ``reg-id``/``+sip.instance``;
     each process then sends its own instance id, so processes on one host
     keep one binding each instead of replacing each other's.
+
+    Networking (:mod:`worker.sip.network`): ``bind_address`` None means the
+    interface that routes to the registrar, worked out when the endpoint
+    opens; ``public_address`` is advertised in Via, Contact and SDP instead of
+    the bound address (NAT). ``rtp_port``/``rtp_port_count`` confine each
+    call's RTP/RTCP pair to a slice of a firewall's range (0: the OS picks).
     """
 
     registrar: str
@@ -61,7 +66,10 @@ class SipAccountConfig:
     register: bool = True
     reg_expires_s: int = 300
     local_port: int = 0
-    bind_address: str = "127.0.0.1"
+    bind_address: str | None = None
+    public_address: str | None = None
+    rtp_port: int = 0
+    rtp_port_count: int = 0
     name: str = "default"
     tls_ca_file: str | None = None
     tls_verify: bool = True
@@ -82,6 +90,8 @@ class SipAccountConfig:
             raise ConfigError(f"trunk {self.name!r}: username is empty or holds URI syntax")
         if not 0 <= self.local_port <= 65535:
             raise ConfigError(f"trunk {self.name!r}: local_port must be 0..65535")
+        if not 0 <= self.rtp_port <= 65535 or not 0 <= self.rtp_port_count <= 65535 - self.rtp_port:
+            raise ConfigError(f"trunk {self.name!r}: RTP ports {self.rtp_port}+{self.rtp_port_count} out of range")
         if self.reg_expires_s < 1:
             raise ConfigError(f"trunk {self.name!r}: reg_expires_s must be positive")
 

@@ -10,7 +10,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from shared.errors import CapacityExceeded, ConfigError, TransientSipError
+
+if TYPE_CHECKING:
+    from worker.sip.commands import CallRequest
 
 
 class AgentStopped(CapacityExceeded):
@@ -22,7 +27,17 @@ class AgentStopped(CapacityExceeded):
 
 
 class CallTimedOut(TransientSipError):
-    """``SipAgent.call`` waited longer than its ``timeout_s``; the call was aborted."""
+    """``SipAgent.call`` waited longer than its ``timeout_s``; the call was aborted.
+
+    Unlike the other retryable errors, an INVITE may well have left: ``request``
+    is the aborted call's request, whose future still resolves once the call
+    has ended (its CallResult) or was dropped before it started (an error),
+    and which holds the Call-ID and INVITE time once the INVITE was sent.
+    """
+
+    def __init__(self, message: str, request: CallRequest | None = None) -> None:
+        super().__init__(message)
+        self.request = request
 
 
 class CertificateRejected(ConfigError):

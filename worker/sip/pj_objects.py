@@ -298,7 +298,9 @@ def endpoint_config(max_calls: int, log_level: int, writer: PjLogTap, *, tap: bo
 def transport_config(account: SipAccountConfig) -> Any:
     tcfg = pj.TransportConfig()
     tcfg.port = account.local_port
-    tcfg.boundAddress = account.bind_address
+    tcfg.boundAddress = account.bind_address or ""
+    if account.public_address:
+        tcfg.publicAddress = account.public_address  # Via and Contact (NAT); see worker/sip/network.py
     if account.transport == "tls":
         tls_client_config(account, tcfg.tlsConfig)
     return tcfg
@@ -386,8 +388,11 @@ def account_config(account: SipAccountConfig) -> Any:
     acfg.natConfig.sipOutboundUse = 1 if account.sip_outbound else 0
     if account.sip_outbound:
         acfg.natConfig.sipOutboundInstanceId = f"<urn:uuid:{uuid.uuid4()}>"
-    acfg.mediaConfig.transportConfig.port = 0
-    acfg.mediaConfig.transportConfig.boundAddress = account.bind_address
+    acfg.mediaConfig.transportConfig.port = account.rtp_port
+    acfg.mediaConfig.transportConfig.portRange = account.rtp_port_count
+    acfg.mediaConfig.transportConfig.boundAddress = account.bind_address or ""
+    if account.public_address:
+        acfg.mediaConfig.transportConfig.publicAddress = account.public_address  # SDP c= line
     acfg.natConfig.iceEnabled = False
     # No re-INVITE to settle on one codec when the answer lists several: it replaced the
     # call's bridge port mid-prompt and, crossing an early BYE, held the call ~32 s.

@@ -41,6 +41,7 @@ from worker.sip.commands import (
 )
 from worker.sip.config import CallResult, RegistrationResult, SipAccountConfig
 from worker.sip.errors import AgentStopped, CertificateRejected
+from worker.sip.network import NetworkSettings, plan_addresses
 from worker.sip.pacing import EvenPacer, registration_backoff
 from worker.sip.responses import ResponseLog
 from worker.sip.scripted import ScriptedCall
@@ -126,6 +127,9 @@ class SipRuntime:
             self._close()
 
     def _open(self, first_registration: Future[RegistrationResult] | None) -> None:
+        if self.account.bind_address is None:  # the interface that routes to the registrar (network.py)
+            where = plan_addresses(self.account.registrar, NetworkSettings(public_address=self.account.public_address))
+            self.account = replace(self.account, bind_address=where.bind, public_address=where.advertise)
         self._ep, self.local_address = pjo.open_endpoint(
             self.account,
             max_calls=self._max_calls,
@@ -363,6 +367,7 @@ class SipRuntime:
             fail_future(req.future, TransientSipError(f"pjsua refused the call: {exc.reason}"))
             return True
         trace.call_id = pjo.call_id_of(call)
+        req.call_id, req.invite_at = trace.call_id, trace.invite_at
         self._live.append(_Live(req, call, ring_deadline=now + req.ring_timeout_s))
         return True
 
