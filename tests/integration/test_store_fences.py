@@ -23,8 +23,8 @@ from celery import Celery
 from producer.reaper import ReaperConfig, reap_lost, requeue_stale
 from shared.job_states import JobStatus
 from shared.outcomes import Outcome
-from shared.retry_policy import JobDecision
 from shared.queue import make_celery
+from shared.retry_policy import JobDecision
 from tests.support.factories import add_jobs, create_campaign, fictional_numbers
 from worker import store
 
