@@ -8,6 +8,7 @@ import typer
 
 from shared.cli import settings
 from shared.errors import ConfigError
+from shared.logs import current_level
 
 
 def register(app: typer.Typer) -> None:
@@ -33,4 +34,5 @@ def api(
         if cfg.database_url is None:
             migrate(urls.database_url)  # the embedded database is ours to keep up to date
         app = create_app(urls.database_url, cfg.api_token.get_secret_value(), data_dir=cfg.data_dir)
-        uvicorn.run(app, host=host, port=port, log_level=cfg.log_level.lower(), access_log=False)
+        # log_config=None: uvicorn's lines go through the root handler (format, secret filter), not its own.
+        uvicorn.run(app, host=host, port=port, log_level=current_level().lower(), log_config=None, access_log=False)

@@ -129,7 +129,6 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     data_dir: Path = Path(".dialer-data")
     default_region: str = Field(default="CN", pattern=r"^[A-Z]{2}$")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=9100, ge=0, lt=65536)
     api_token: SecretStr | None = Field(default=None, repr=False)
