@@ -169,6 +169,7 @@ def setup_logging(level: str | None = None, fmt: str | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(chosen_level)
+    logging.captureWarnings(True)  # a library's warning is a log line too (and JSON when asked)
     # Children (the supervisor's worker processes, anything run from here) inherit the same choice.
     os.environ[LEVEL_ENV], os.environ[FORMAT_ENV] = chosen_level, chosen_format
 

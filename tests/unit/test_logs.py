@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -27,6 +29,7 @@ def _restore_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.delenv(logs.FORMAT_ENV, raising=False)
     yield
     logs.bind_fields()
+    logging.captureWarnings(False)
     root.handlers[:] = handlers
     root.setLevel(level)
 
@@ -120,3 +123,13 @@ def test_celery_does_not_take_over_logging() -> None:
     assert logging.getLogger().handlers == ours
     assert logs.current_level() == "INFO"
     assert any(isinstance(f, logs.RedactingFilter) for f in ours[0].filters)
+
+
+def test_dialer_rejects_a_bad_level_with_one_line() -> None:
+    """``dialer --log-level loud``: exit 2 and one line naming the option, no traceback."""
+    done = subprocess.run([sys.executable, "-c", "from shared.cli import main; main()", "--log-level", "loud",
+                           "db", "migrate"], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "error: DIALER_LOG_LEVEL (or --log-level): 'loud' is not a log level; use one of DEBUG, INFO, WARNING, "
+        "ERROR, CRITICAL"]
