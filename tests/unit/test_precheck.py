@@ -113,3 +113,28 @@ def test_bad_number_is_refused_before_the_window_is_looked_at() -> None:
     premium = example("CN", PhoneNumberType.PREMIUM_RATE)
     result = check_before_dial(replace(FACTS, e164=premium), NOW + timedelta(hours=10))
     assert result.verdict is Verdict.REFUSE_NUMBER
+
+
+def test_dnc_reason_is_said() -> None:
+    """The skip says why, for the job's record."""
+    assert check_before_dial(replace(FACTS, on_dnc=True), NOW).reason == "number is on the do-not-call list"
+
+
+def test_campaign_region_is_the_default_allowed_region() -> None:
+    """A Hong Kong campaign (no other regions listed) dials a Hong Kong number."""
+    hk = example("HK", PhoneNumberType.MOBILE)
+    result = check_before_dial(replace(FACTS, e164=hk, region="HK"), NOW)
+    assert result.verdict is Verdict.DIAL
+
+
+def test_window_is_read_in_the_campaigns_time_zone() -> None:
+    """09:00-18:00 in UTC is closed at 02:00 UTC (10:00 in Shanghai) and reopens at 09:00 UTC."""
+    result = check_before_dial(replace(FACTS, tz="UTC"), NOW)
+    assert (result.verdict, result.retry_at) == (Verdict.POSTPONE, datetime(2026, 3, 3, 9, 0, tzinfo=UTC))
+
+
+def test_campaign_not_started_yet_waits_for_its_start() -> None:
+    """Inside the window but before start_at: postponed to start_at, not dialled now."""
+    start = NOW + timedelta(hours=1)
+    result = check_before_dial(replace(FACTS, start_at=start), NOW)
+    assert (result.verdict, result.retry_at) == (Verdict.POSTPONE, start)
