@@ -4,10 +4,10 @@ One setting for every command: ``--log-level`` of ``dialer`` (or
 ``DIALER_LOG_LEVEL``; default WARNING) and ``DIALER_LOG_FORMAT`` (``text``, the
 default, or ``json``: one object a line with ``time``, ``level``, ``logger``,
 ``message``, ``pid`` and the fields bound to the work in hand, such as
-``job_id``, ``trunk`` and ``call_id``, for log collectors). :func:`setup_logging`
-writes the values it settled on back to the environment, so processes started
-from this one (the supervisor's worker children) log the same way; Celery is
-kept from configuring logging over it (:func:`keep_celery_off_logging`).
+``job_id``, ``trunk`` and ``call_id``, for log collectors). The supervisor hands
+the level to its worker children (``--log-level``, from :func:`current_level`);
+they inherit the format with the environment; Celery is kept from configuring
+logging over it (:func:`keep_celery_off_logging`).
 
 Code never logs a password on purpose; the redacting filter makes sure an
 accident (a library that prints a URL with credentials, a malformed message
@@ -170,8 +170,6 @@ def setup_logging(level: str | None = None, fmt: str | None = None) -> None:
     root.handlers[:] = [handler]
     root.setLevel(chosen_level)
     logging.captureWarnings(True)  # a library's warning is a log line too (and JSON when asked)
-    # Children (the supervisor's worker processes, anything run from here) inherit the same choice.
-    os.environ[LEVEL_ENV], os.environ[FORMAT_ENV] = chosen_level, chosen_format
 
 
 def current_level() -> str:

@@ -9,7 +9,7 @@ import typer
 
 from shared.cli import settings
 from shared.errors import ConfigError
-from shared.logs import resolve_level
+from shared.logs import current_level, resolve_level
 
 
 def register(app: typer.Typer) -> None:
@@ -38,7 +38,8 @@ def worker_command(
     chosen = cfg.trunk(trunk)
     count = processes or cfg.worker_processes
     typer.echo(f"starting {count} worker processes for trunk {chosen.name} (queue {chosen.queue})", err=True)
-    supervisor = Supervisor(count, trunk=chosen.name, log_level=resolve_level(log_level),
+    level = resolve_level(log_level) if log_level else current_level()  # else dialer's --log-level / env
+    supervisor = Supervisor(count, trunk=chosen.name, log_level=level,
                             metrics_port=metrics_port if metrics_port is not None else cfg.metrics_port,
                             shutdown_grace_s=shutdown_grace)
     raise typer.Exit(supervisor.run())

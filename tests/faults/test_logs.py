@@ -32,12 +32,17 @@ def send_malformed_message(redis_url: str) -> None:
         app.close()
 
 
-@pytest.mark.parametrize("fmt", ["text", "json"])
-def test_worker_logs_each_try_at_the_one_level_and_masks_the_password(rig_factory: RigFactory, fmt: str) -> None:
-    """DIALER_LOG_LEVEL=INFO alone: per-try lines from the worker children, the password masked in either format."""
-    rig = rig_factory(scenario="carrier", extra_env={"DIALER_LOG_LEVEL": "INFO", "DIALER_LOG_FORMAT": fmt})
+@pytest.mark.parametrize(("fmt", "level_by"), [("text", "option"), ("json", "environment")])
+def test_worker_logs_each_try_at_the_one_level_and_masks_the_password(
+    rig_factory: RigFactory, fmt: str, level_by: str
+) -> None:
+    """``dialer --log-level INFO`` or DIALER_LOG_LEVEL=INFO alone: per-try lines from the worker children,
+    the password masked in either format."""
+    env = {"DIALER_LOG_FORMAT": fmt, **({"DIALER_LOG_LEVEL": "INFO"} if level_by == "environment" else {})}
+    rig = rig_factory(scenario="carrier", extra_env=env)
     campaign_id = start_campaign(rig, Plan(name=f"logs-{fmt}", jobs=2, hold_s=0.5))
-    workers = rig.fleet.start_worker(1, name="workers", log_level=None)
+    workers = rig.fleet.start_worker(1, name="workers", log_level=None,
+                                     dialer_args=["--log-level", "INFO"] if level_by == "option" else ())
     [dispatcher] = start_dispatchers(rig)
     rig.wait_settled(campaign_id, 120, statuses=("completed",))
     send_malformed_message(rig.redis.url())
