@@ -8,10 +8,11 @@ that start in the future.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from shared.schedule import DAY_S, CallingWindow, last_recurrence, parse_days, parse_windows
+from shared.schedule import DAY_S, CallingWindow, last_recurrence, parse_days, parse_windows, wall_to_utc
 
 AT = datetime(2026, 3, 3, 10, 30, tzinfo=UTC)  # a Tuesday
 
@@ -85,3 +86,22 @@ def test_last_recurrence_looks_back_from_the_given_instant() -> None:
     with pytest.raises(ValueError) as caught:
         last_recurrence("bad cron", "UTC", AT)
     assert str(caught.value) == "'bad cron' is not a cron expression (example: '0 10 * * mon-fri')"
+
+
+def test_window_opens_again_at_the_second_occurrence_of_a_repeated_hour() -> None:
+    """Berlin's autumn fall-back repeats 02:00-03:00: a 02:30 window opens a second time, at 01:30 UTC."""
+    window = CallingWindow.parse("02:30-02:45", tz="Europe/Berlin")
+    assert window.next_open(datetime(2026, 10, 25, 0, 50, tzinfo=UTC)) == datetime(2026, 10, 25, 1, 30, tzinfo=UTC)
+
+
+def test_window_starting_in_the_skipped_hour_opens_at_the_jump_to_the_second() -> None:
+    """Berlin's spring-forward skips 02:00-03:00: a window from 02:00 opens at 01:00:00 UTC exactly."""
+    window = CallingWindow.parse("02:00-04:00", tz="Europe/Berlin")
+    assert window.next_open(datetime(2026, 3, 29, 0, 30, tzinfo=UTC)) == datetime(2026, 3, 29, 1, 0, tzinfo=UTC)
+
+
+def test_wall_time_in_a_gap_or_fold_maps_to_its_first_instant() -> None:
+    """A skipped 02:30 maps to the jump (01:00 UTC); a repeated 02:30 to its first occurrence (00:30 UTC)."""
+    berlin = ZoneInfo("Europe/Berlin")
+    assert wall_to_utc(datetime(2026, 3, 29, 2, 30), berlin) == datetime(2026, 3, 29, 1, 0, tzinfo=UTC)
+    assert wall_to_utc(datetime(2026, 10, 25, 2, 30), berlin) == datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
