@@ -42,6 +42,7 @@ def reason(raw: str, **policy: object) -> str:
     ("+80012345", "too short for a +800 number (5 digits)"),          # a non-geographic code is named by number
     ("+800123456789", "too long for a +800 number (9 digits)"),
     ("+85212345", "not a valid number for region HK"),
+    ("+870111111111", "not a valid number for region +870"),       # non-geographic: no plan to hint from
 ])
 def test_invalid_numbers_say_what_is_wrong(raw: str, expected: str) -> None:
     """Too short, too long or just invalid, for which region, with the digit count."""
