@@ -105,3 +105,13 @@ def test_wall_time_in_a_gap_or_fold_maps_to_its_first_instant() -> None:
     berlin = ZoneInfo("Europe/Berlin")
     assert wall_to_utc(datetime(2026, 3, 29, 2, 30), berlin) == datetime(2026, 3, 29, 1, 0, tzinfo=UTC)
     assert wall_to_utc(datetime(2026, 10, 25, 2, 30), berlin) == datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
+
+
+def test_dst_changes_are_found_to_the_second() -> None:
+    """The clock change of a day is its exact instant (candidates for the next opening are built on it)."""
+    from shared.schedule import _transition_on
+
+    berlin = ZoneInfo("Europe/Berlin")
+    assert _transition_on(datetime(2026, 10, 25).date(), berlin) == datetime(2026, 10, 25, 1, 0, tzinfo=UTC)
+    assert _transition_on(datetime(2026, 3, 29).date(), berlin) == datetime(2026, 3, 29, 1, 0, tzinfo=UTC)
+    assert _transition_on(datetime(2026, 3, 30).date(), berlin) is None
