@@ -8,6 +8,7 @@ import typer
 
 from shared.cli import settings
 from shared.errors import ConfigError
+from shared.logs import current_level
 
 
 def register(app: typer.Typer) -> None:
@@ -39,5 +40,7 @@ def api(
                          region=cfg.default_region, session_ttl_s=session_hours * 3600)
         shown = "localhost" if host in ("127.0.0.1", "::1") else host
         print(f"dialer api: web pages at http://{shown}:{port}{root_path.rstrip('/')}/ui/", flush=True)
-        uvicorn.run(app, host=host, port=port, log_level=cfg.log_level.lower(), access_log=False,
+        # log_config=None: uvicorn's lines go through the root handler (format, secret filter), not its own.
+        uvicorn.run(app, host=host, port=port, log_level=current_level().lower(), log_config=None,
+                    access_log=False,
                     root_path=root_path.rstrip("/"))

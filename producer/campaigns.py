@@ -31,7 +31,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from shared.errors import ConfigError
-from shared.job_states import CANCELLABLE, JobStatus
+from shared.job_states import JobStatus, Move, check_transition, sources
 from shared.numbers import parse_number_types
 from shared.outcomes import RETRYABLE_OUTCOMES, Outcome
 from shared.schedule import CallingWindow
@@ -208,7 +208,8 @@ def change_state(conn: Connection[Any], name: str, action: Action) -> str:
             conn.execute(
                 "UPDATE dial_jobs SET status = %s, outcome = %s, updated_at = now()"
                 " WHERE campaign_id = %s AND status = ANY(%s)",
-                (JobStatus.CANCELLED.value, Outcome.CANCELLED.value, row[0], sorted(s.value for s in CANCELLABLE)),
+                (check_transition(Move.CANCEL, JobStatus.CANCELLED).value, Outcome.CANCELLED.value, row[0],
+                 sources(Move.CANCEL)),
             )
     return new_state
 

@@ -43,6 +43,7 @@ from celery import Celery
 from producer import reaper
 from producer.pacing import Pacer, TrunkThrottle, campaign_limit, fleet_limit, trunk_limit
 from producer.reaper import ReaperConfig
+from shared.job_states import Move, sources
 from shared.metrics import CAMPAIGN_OPEN, DISPATCHED, JOBS, QUEUE_DEPTH, REQUEUED, WORKER_LOST
 from shared.queue import dial_queue, enqueue_dial
 from shared.schedule import CallingWindow
@@ -168,7 +169,7 @@ UPDATE dial_jobs j SET next_attempt_at = v.at, updated_at = now()
 """
 _MARK_QUEUED = """
 UPDATE dial_jobs SET status = 'queued', queued_at = now(), due_at = next_attempt_at, updated_at = now()
- WHERE id = ANY(%s)
+ WHERE id = ANY(%s) AND status = ANY(%s)
 """
 
 
@@ -265,7 +266,7 @@ class Dispatcher:
                 ])
                 chosen = allowed[:granted]
                 if chosen:
-                    self.conn.execute(_MARK_QUEUED, (chosen,))
+                    self.conn.execute(_MARK_QUEUED, (chosen, sources(Move.DISPATCH)))
                     trunk_free -= len(chosen)
                     to_send += [(job_id, campaign) for job_id in chosen]
         return self._send(to_send)

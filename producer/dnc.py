@@ -32,10 +32,10 @@ from producer.upload.report import RejectReport, report_path_beside, report_path
 from producer.upload.sniff import header_key
 from producer.upload.validate import NumberPolicy
 from shared.errors import BadUpload
-from shared.job_states import JobStatus, can_transition
+from shared.job_states import Move, sources
 
 # Jobs the DNC list stops: exactly those the state machine lets go to skipped_dnc.
-SKIPPABLE = tuple(sorted(s.value for s in JobStatus if can_transition(s, JobStatus.SKIPPED_DNC)))
+SKIPPABLE = tuple(sources(Move.SKIP_DNC))
 REASON_COLUMNS = frozenset({"reason", "原因", "备注", "note"})
 _STAGING = sql.Identifier("dnc_import_staging")
 

@@ -41,6 +41,7 @@ import redis
 from celery import Celery
 from psycopg.rows import dict_row
 
+from shared.job_states import JobStatus, Move, check_transition, sources
 from shared.metrics import REQUEUED, WORKER_LOST
 from shared.outcomes import Outcome
 from shared.queue import dial_queue, enqueue_dial
@@ -50,6 +51,7 @@ from shared.schedule import last_recurrence
 log = logging.getLogger(__name__)
 
 REOPENED_OUTCOMES = (Outcome.BUSY.value, Outcome.NO_ANSWER.value, Outcome.TRANSIENT.value)
+_REOPENED_TO = check_transition(Move.REOPEN, JobStatus.PENDING).value
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +82,7 @@ _GIVE_UP_LEASE = """
 UPDATE dial_jobs
    SET status = %(status)s, outcome = 'worker_lost', next_attempt_at = COALESCE(%(next_at)s, next_attempt_at),
        lease_until = NULL, worker = NULL, updated_at = now()
- WHERE id = %(id)s AND status = 'dialing' AND lease_until = %(lease_until)s
+ WHERE id = %(id)s AND status = ANY(%(from)s) AND lease_until = %(lease_until)s
 """
 _LOST_ATTEMPT = """
 INSERT INTO call_attempts (job_id, campaign_id, attempt, try_index, trunk, reason, end_at, outcome, worker)
@@ -101,8 +103,8 @@ def reap_lost(conn: psycopg.Connection[Any], config: ReaperConfig = ReaperConfig
         with conn.transaction():
             updated = conn.execute(
                 _GIVE_UP_LEASE,
-                {"status": decision.status.value, "next_at": decision.next_attempt_at, "id": row["id"],
-                 "lease_until": row["lease_until"]},
+                {"status": check_transition(Move.REAP_LOST, decision.status).value, "from": sources(Move.REAP_LOST),
+                 "next_at": decision.next_attempt_at, "id": row["id"], "lease_until": row["lease_until"]},
             ).rowcount
             if updated != 1:
                 continue  # the worker finished first
@@ -188,9 +190,9 @@ def finish_campaigns(conn: psycopg.Connection[Any]) -> list[str]:
 _RECURRING = "SELECT id, name, recur_cron, tz FROM campaigns WHERE state = 'running' AND recur_cron IS NOT NULL"
 _REOPEN = """
 UPDATE dial_jobs j
-   SET status = 'pending', attempts = 0, next_attempt_at = now(), lease_until = NULL, worker = NULL,
+   SET status = %(to)s, attempts = 0, next_attempt_at = now(), lease_until = NULL, worker = NULL,
        updated_at = now()
- WHERE j.campaign_id = %(campaign_id)s AND j.status = 'failed' AND j.outcome = ANY(%(outcomes)s)
+ WHERE j.campaign_id = %(campaign_id)s AND j.status = ANY(%(from)s) AND j.outcome = ANY(%(outcomes)s)
    AND j.updated_at < %(fired)s
    AND NOT EXISTS (SELECT 1 FROM call_attempts a WHERE a.job_id = j.id AND a.created_at >= %(fired)s)
 """
@@ -209,7 +211,8 @@ def reopen_recurring(conn: psycopg.Connection[Any], now: datetime) -> dict[str, 
             continue
         with conn.transaction():
             count = conn.execute(
-                _REOPEN, {"campaign_id": campaign_id, "outcomes": list(REOPENED_OUTCOMES), "fired": fired}
+                _REOPEN, {"campaign_id": campaign_id, "outcomes": list(REOPENED_OUTCOMES), "fired": fired,
+                          "to": _REOPENED_TO, "from": sources(Move.REOPEN)}
             ).rowcount
         if count:
             reopened[name] = count

@@ -58,11 +58,13 @@ def _root(
         Path | None,
         typer.Option("--config", envvar="DIALER_CONFIG", help="TOML settings file (DIALER_* variables win)."),
     ] = None,
-    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "WARNING",
+    log_level: Annotated[str | None, typer.Option(
+        help="DEBUG, INFO, WARNING or ERROR, for every process this command starts (default: "
+             "DIALER_LOG_LEVEL, else WARNING). DIALER_LOG_FORMAT=json logs one JSON object a line.")] = None,
 ) -> None:
     _State.config_file = config
     _State.settings = None
-    setup_logging(log_level.upper())
+    setup_logging(log_level)
 
 
 @db_app.command("migrate")

@@ -91,11 +91,6 @@ TRANSIENT_FAILURES = frozenset(
 )
 BUSY = frozenset({SipStatus.BUSY_HERE, SipStatus.BUSY_EVERYWHERE})
 
-# Outcomes after which the job is done for good, whatever the retry budget.
-FINAL_OUTCOMES = frozenset(
-    {Outcome.ANSWERED, Outcome.REJECTED, Outcome.INVALID_NUMBER, Outcome.AUTH_FAILED, Outcome.FAILED,
-     Outcome.CANCELLED, Outcome.SKIPPED_DNC}
-)
 # Outcomes that are rescheduled by the campaign's retry policy while attempts remain.
 RETRYABLE_OUTCOMES = frozenset({Outcome.BUSY, Outcome.NO_ANSWER, Outcome.TRANSIENT, Outcome.WORKER_LOST})
 

@@ -167,7 +167,6 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     data_dir: Path = Path(".dialer-data")
     default_region: str = Field(default="CN", pattern=r"^[A-Z]{2}$")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=9100, ge=0, lt=65536)
     api_token: SecretStr | None = Field(default=None, repr=False)
@@ -364,8 +363,10 @@ _warned: set[str] = set()
 
 
 def known_environment_names() -> frozenset[str]:
-    """Every ``DIALER_*`` name a setting is read from, plus ``DIALER_CONFIG``."""
-    return frozenset({"DIALER_CONFIG", *(f"DIALER_{name.upper()}" for name in Settings.model_fields)})
+    """Every ``DIALER_*`` name a setting is read from, plus ``DIALER_CONFIG`` and the two that
+    :mod:`shared.logs` reads itself (logging is set up before settings are loaded)."""
+    outside_settings = {"DIALER_CONFIG", "DIALER_LOG_LEVEL", "DIALER_LOG_FORMAT"}
+    return frozenset({*outside_settings, *(f"DIALER_{name.upper()}" for name in Settings.model_fields)})
 
 
 def unknown_environment(

@@ -9,6 +9,7 @@ import typer
 
 from shared.cli import settings
 from shared.errors import ConfigError
+from shared.logs import current_level, resolve_level
 
 
 def register(app: typer.Typer) -> None:
@@ -24,7 +25,8 @@ def worker_command(
     metrics_port: Annotated[int | None, typer.Option(help="Serve /metrics for the whole pool on this port.")]
     = None,
     shutdown_grace: Annotated[float, typer.Option(help="Seconds live calls may run on after SIGTERM.")] = 60.0,
-    log_level: Annotated[str, typer.Option(help="Log level of the worker processes.")] = "WARNING",
+    log_level: Annotated[str | None, typer.Option(
+        help="Log level of the worker processes (default: dialer's --log-level / DIALER_LOG_LEVEL).")] = None,
 ) -> None:
     """Run dial workers on this host: many small processes, each with one registered SIP endpoint."""
     from worker.supervisor import Supervisor
@@ -36,7 +38,8 @@ def worker_command(
     chosen = cfg.trunk(trunk)
     count = processes or cfg.worker_processes
     typer.echo(f"starting {count} worker processes for trunk {chosen.name} (queue {chosen.queue})", err=True)
-    supervisor = Supervisor(count, trunk=chosen.name, log_level=log_level.upper(),
+    level = resolve_level(log_level) if log_level else current_level()  # else dialer's --log-level / env
+    supervisor = Supervisor(count, trunk=chosen.name, log_level=level,
                             metrics_port=metrics_port if metrics_port is not None else cfg.metrics_port,
                             shutdown_grace_s=shutdown_grace)
     raise typer.Exit(supervisor.run())

@@ -216,7 +216,7 @@ def _dial(rt: WorkerRuntime, job: store.ClaimedJob, number: NormalisedNumber) ->
             metrics.SETUP_TIME.labels(trunk).observe(result.setup_s)
         redis_state.count_final_response(rt.redis, trunk, result.status)
         log.info("job %s try %s %s -> %s %s (%s)", job.job_id, done.index, done.variant.kind.value,
-                 result.status, result.reason, done.outcome.value)
+                 result.status, result.reason, done.outcome.value, extra={"call_id": result.call_id})
 
     report = dial_number(_MeteredPlacer(rt), variants, ring_timeout_s=job.ring_timeout_s, hold_s=job.hold_s,
                          deadline=deadline, on_try=on_try)

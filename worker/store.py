@@ -18,6 +18,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from shared.job_states import Move, check_transition, sources
 from shared.outcomes import Outcome
 from shared.retry_policy import JobDecision, RetryPolicy
 
@@ -27,7 +28,7 @@ UPDATE dial_jobs AS j
        lease_until = now() + make_interval(secs => c.ring_timeout_s + c.hold_s + %(extra_s)s),
        updated_at = now()
   FROM campaigns AS c
- WHERE j.id = %(job_id)s AND j.status = 'queued' AND c.id = j.campaign_id
+ WHERE j.id = %(job_id)s AND j.status = ANY(%(from)s) AND c.id = j.campaign_id
 RETURNING j.id AS job_id, j.campaign_id, j.e164, j.attempts, j.due_at, j.lease_until, j.metadata,
           c.name AS campaign, c.trunk, c.state AS campaign_state, c.region, c.tz, c.windows, c.days,
           c.start_at, c.end_at, c.ring_timeout_s, c.hold_s, c.max_attempts, c.retry_delays,
@@ -41,7 +42,7 @@ UPDATE dial_jobs
    SET status = %(status)s, outcome = %(outcome)s, next_attempt_at = COALESCE(%(next_at)s, next_attempt_at),
        attempts = attempts + %(attempts_delta)s, lease_until = NULL, worker = NULL,
        last_status = COALESCE(%(last_status)s, last_status), updated_at = now()
- WHERE id = %(job_id)s AND status = 'dialing' AND worker = %(worker)s
+ WHERE id = %(job_id)s AND status = ANY(%(from)s) AND worker = %(worker)s
 """
 
 # A Postgres outage longer than the lease lets the reaper record worker_lost for a call that in fact
@@ -52,7 +53,7 @@ UPDATE dial_jobs
        attempts = attempts + %(attempts_delta)s, lease_until = NULL, worker = NULL,
        last_status = COALESCE(%(last_status)s, last_status), updated_at = now()
  WHERE id = %(job_id)s AND outcome = 'worker_lost' AND attempts = %(attempt)s
-   AND status IN ('retry_wait', 'failed', 'queued')
+   AND status = ANY(%(lost_from)s)
 """
 
 _INSERT_TRY = """
@@ -126,7 +127,8 @@ def claim(conn: psycopg.Connection[Any], job_id: int, worker: str, extra_s: floa
     The lease covers the campaign's ring timeout and hold plus ``extra_s`` (set-up, backoff, grace).
     """
     with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
-        row = cur.execute(_CLAIM, {"job_id": job_id, "worker": worker, "extra_s": extra_s}).fetchone()
+        row = cur.execute(_CLAIM, {"job_id": job_id, "worker": worker, "extra_s": extra_s,
+                                   "from": sources(Move.CLAIM)}).fetchone()
     if row is None:
         return None
     row["attempt"] = row.pop("attempts")
@@ -150,8 +152,11 @@ def finish(
 
     ``undo_attempt`` gives the attempt back (a pre-dial check stopped it before any INVITE).
     """
+    # RECORD and OVERRULE_LOST reach the same statuses: one check covers both statements.
+    check_transition(Move.RECORD, check_transition(Move.OVERRULE_LOST, decision.status))
     last_status = next((t.status for t in reversed(tries) if t.status), None)
-    params = {"status": decision.status.value, "outcome": decision.outcome.value, "next_at": decision.next_attempt_at,
+    params = {"from": sources(Move.RECORD), "lost_from": sources(Move.OVERRULE_LOST),
+              "status": decision.status.value, "outcome": decision.outcome.value, "next_at": decision.next_attempt_at,
               "attempts_delta": -1 if undo_attempt else 0, "last_status": last_status,
               "job_id": job.job_id, "worker": worker, "attempt": job.attempt}
     with conn.transaction():
@@ -183,9 +188,9 @@ def postpone(conn: psycopg.Connection[Any], job: ClaimedJob, worker: str, next_a
                SET status = CASE WHEN attempts > 1 THEN 'retry_wait' ELSE 'pending' END,
                    attempts = attempts - 1, next_attempt_at = %(next_at)s, lease_until = NULL, worker = NULL,
                    updated_at = now()
-             WHERE id = %(job_id)s AND status = 'dialing' AND worker = %(worker)s
+             WHERE id = %(job_id)s AND status = ANY(%(from)s) AND worker = %(worker)s
             """,
-            {"next_at": next_at, "job_id": job.job_id, "worker": worker},
+            {"next_at": next_at, "job_id": job.job_id, "worker": worker, "from": sources(Move.POSTPONE)},
         ).rowcount
     return updated == 1
 

@@ -8,11 +8,13 @@ registered worker to take; the job stays ``queued`` and nobody is called.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import psycopg
-from celery import Celery
+from celery import Celery, signals
 from celery.exceptions import Reject
 
+from shared.logs import bind_fields, keep_celery_off_logging
 from shared.queue import DIAL_TASK
 from worker import runtime
 from worker.job_runner import NotRegistered, run_dial_job
@@ -20,7 +22,23 @@ from worker.job_runner import NotRegistered, run_dial_job
 log = logging.getLogger(__name__)
 
 
+def _bind_job(args: Any = None, **_: Any) -> None:
+    """Before each task, in its thread: every line it logs carries the job id and the trunk."""
+    try:
+        trunk: str | None = runtime.current().trunk.name
+    except RuntimeError:
+        trunk = None
+    bind_fields(job_id=args[0] if args else None, trunk=trunk)
+
+
+def _unbind_job(**_: Any) -> None:
+    bind_fields()
+
+
 def register_tasks(app: Celery) -> None:
+    keep_celery_off_logging()  # the worker logs through shared.logs's handler, level and filter
+    signals.task_prerun.connect(_bind_job, weak=False)
+    signals.task_postrun.connect(_unbind_job, weak=False)
     @app.task(name=DIAL_TASK, acks_late=True, ignore_result=True)  # type: ignore[untyped-decorator]  # celery is untyped
     def dial(job_id: int) -> str:
         try:

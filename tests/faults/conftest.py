@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,13 +10,13 @@ from typing import Any
 import pytest
 
 from tests.faults.rig import FaultRig, fault_rig
+from tests.support.needs import need_program
 
 RigFactory = Callable[..., FaultRig]
 
 
 def _sipp_or_skip() -> None:
-    if shutil.which("sipp") is None and not os.path.exists("/usr/bin/sipp"):
-        pytest.skip("sipp is not installed")
+    need_program("sipp", "Debian: apt-get install sip-tester", "/usr/bin/sipp")
 
 
 @pytest.fixture

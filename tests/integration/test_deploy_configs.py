@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import re
-import shutil
 import socket
 import subprocess
 import threading
@@ -33,6 +31,7 @@ import yaml
 from jsonschema import Draft201909Validator, FormatChecker
 
 from tests.support.dashboards import REPO, iter_alert_exprs, iter_panel_queries, load_alert_rules
+from tests.support.needs import need_program
 
 PROMETHEUS_DIR = REPO / "deploy" / "prometheus"
 PROMETHEUS_CONFIG = PROMETHEUS_DIR / "prometheus.yml"
@@ -56,12 +55,7 @@ _SECRET_NAME = re.compile(r"PASSWORD|TOKEN|SECRET|_KEY$", re.IGNORECASE)
 
 @pytest.fixture(scope="module")
 def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("promtool is not installed; CI installs Debian's `prometheus` package in .ci/run")
-        pytest.skip("promtool not installed (Debian: apt-get install prometheus)")
-    return path
+    return need_program("promtool", "Debian: apt-get install prometheus; .ci/run installs it")
 
 
 def run_promtool(promtool: str, *args: str) -> subprocess.CompletedProcess[str]:

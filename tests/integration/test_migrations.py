@@ -12,6 +12,7 @@ import psycopg
 import pytest
 
 from shared.db.migrate import available_migrations, migrate
+from tests.support.needs import need_module
 from tests.support.services import _with_database
 
 pytestmark = pytest.mark.integration
@@ -73,7 +74,7 @@ def test_cli_migrate_against_external_database(empty_database: str) -> None:
 
 def test_cli_migrate_embedded_when_no_url(tmp_path: pytest.TempPathFactory) -> None:
     """With no DIALER_DATABASE_URL the command starts the embedded Postgres under the data dir."""
-    pytest.importorskip("pgserver")
+    need_module("pgserver", "pip install -e '.[embedded]'")
     env = _env_without_dialer_settings(DIALER_DATA_DIR=str(tmp_path), HOME=str(tmp_path))
     run = [sys.executable, "-c", "from shared.cli import main; main()", "db", "migrate"]
     first = subprocess.run(run, env=env, capture_output=True, text=True, timeout=180)

@@ -9,7 +9,6 @@ Afterwards the test waits on the PBX's call log, never on a sleep.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import socket
 import subprocess
@@ -21,6 +20,7 @@ import pytest
 from sandbox.calls import CallRecord, EndedBy
 from sandbox.plan import Plan, parse_plan_text
 from sandbox.server import SandboxPbx
+from tests.support.needs import need_program
 
 pytestmark = pytest.mark.integration
 
@@ -79,10 +79,7 @@ a=rtpmap:0 PCMU/8000"""
 
 @pytest.fixture(scope="module", autouse=True)
 def _need_sipp() -> None:
-    if not os.access(SIPP, os.X_OK):
-        if os.environ.get("CI"):
-            pytest.fail(f"sipp not found at {SIPP}; CI must install it")
-        pytest.skip("sipp is not installed")
+    need_program("sipp", "Debian: apt-get install sip-tester; .ci/run installs it", SIPP)
 
 
 @pytest.fixture

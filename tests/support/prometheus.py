@@ -22,7 +22,6 @@ import contextlib
 import ctypes
 import json
 import math
-import os
 import shutil
 import signal
 import subprocess
@@ -37,6 +36,7 @@ import pytest
 
 from shared.embedded import free_port
 from tests.support.dashboards import ALERTS_FILE
+from tests.support.needs import need_program
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 HOST = "127.0.0.1"
@@ -56,11 +56,7 @@ def _die_with_parent() -> None:
 
 def require_prometheus() -> str:
     """The binary's path; skips the test when it is missing, fails when ``CI`` is set."""
-    if not os.access(PROMETHEUS, os.X_OK):
-        if os.environ.get("CI"):
-            pytest.fail("prometheus is not installed; CI installs Debian's `prometheus` package in .ci/run")
-        pytest.skip("prometheus not installed (Debian: apt-get install prometheus)")
-    return PROMETHEUS
+    return need_program("prometheus", "Debian: apt-get install prometheus; .ci/run installs it", PROMETHEUS)
 
 
 @dataclass(frozen=True)

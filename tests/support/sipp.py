@@ -20,7 +20,6 @@ import contextlib
 import ctypes
 import errno
 import hashlib
-import os
 import re
 import shutil
 import signal
@@ -34,6 +33,8 @@ from pathlib import Path
 from typing import Literal
 
 import pytest
+
+from tests.support.needs import need_program
 
 SCENARIO_DIR = Path(__file__).resolve().parents[1] / "sipp"
 SIPP = shutil.which("sipp") or "/usr/bin/sipp"
@@ -369,10 +370,7 @@ SippFactory = Callable[..., SippPeer]
 @pytest.fixture
 def sipp_uas(tmp_path: Path) -> Iterator[SippFactory]:
     """Factory: ``sipp_uas("carrier", keys={...})`` -> a running SippPeer, stopped at teardown."""
-    if not os.path.exists(SIPP):
-        if os.environ.get("CI"):
-            pytest.fail("sipp is not installed, and CI must run the SIP tests")
-        pytest.skip("sipp is not installed")
+    need_program("sipp", "Debian: apt-get install sip-tester; .ci/run installs it", SIPP)
     peers: list[SippPeer] = []
 
     def start(scenario: str, **kwargs: object) -> SippPeer:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.job_states import JobStatus, can_transition
+from shared.job_states import JobStatus
 from shared.outcomes import Outcome
 from shared.retry_policy import RetryPolicy, decide, parse_duration, parse_retry_delays
 
@@ -76,11 +76,3 @@ def test_policy_round_trips_through_json() -> None:
     again = RetryPolicy.from_json(4, policy.to_json())
     assert again.delay_for(Outcome.NO_ANSWER) == timedelta(seconds=90)
     assert again.delay_for(Outcome.BUSY) == timedelta(minutes=10)
-
-
-def test_state_machine_allows_only_the_documented_moves() -> None:
-    assert can_transition(JobStatus.QUEUED, JobStatus.DIALING)
-    assert can_transition(JobStatus.DIALING, JobStatus.RETRY_WAIT)
-    assert not can_transition(JobStatus.DIALING, JobStatus.QUEUED)
-    assert not can_transition(JobStatus.COMPLETED, JobStatus.QUEUED)
-    assert not can_transition(JobStatus.PENDING, JobStatus.DIALING)

@@ -138,6 +138,11 @@ def test_unknown_dialer_names_get_the_closest_known_one() -> None:
     assert found == [("DIALER_NOTHING_LIKE_IT", None), ("DIALER_SIP_TLS_CAFILE", "DIALER_SIP_TLS_CA_FILE")]
 
 
+def test_the_log_variables_are_known() -> None:
+    """shared.logs reads DIALER_LOG_LEVEL and DIALER_LOG_FORMAT before any setting: neither is a typo."""
+    assert unknown_environment({"DIALER_LOG_LEVEL": "INFO", "DIALER_LOG_FORMAT": "json"}) == []
+
+
 def test_unknown_name_is_warned_at_load(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setenv("DIALER_SIP_REGISTAR", "127.0.0.1:5060")
     with caplog.at_level(logging.WARNING, logger="shared.settings"):
