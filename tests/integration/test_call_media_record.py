@@ -20,6 +20,7 @@ import pytest
 
 from tests.support.answer_scripts import ScriptedTest
 from tests.support.baresip import BaresipCallee, loud_span, read_wav, start_baresip_callee, write_tone
+from tests.support.needs import unavailable
 from tests.support.sipp import SippPeer, free_port
 from worker.sip import SipAccountConfig, SipAgent
 from worker.sip.answer import MediaControl
@@ -154,7 +155,7 @@ def full_dir(tmp_path: Path) -> Iterator[Path]:
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(where)],
                              capture_output=True, check=False)
     if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode(errors='replace').strip()}")
+        unavailable(f"cannot mount a small tmpfs here: {mounted.stderr.decode(errors='replace').strip()}")
     try:
         yield where
     finally:
