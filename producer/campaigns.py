@@ -33,7 +33,7 @@ from psycopg.types.json import Jsonb
 from shared.errors import ConfigError
 from shared.job_states import CANCELLABLE, JobStatus
 from shared.numbers import parse_number_types
-from shared.outcomes import RETRYABLE_OUTCOMES, Outcome
+from shared.outcomes import ANSWERED_OUTCOMES, RETRYABLE_OUTCOMES, Outcome
 from shared.schedule import CallingWindow
 
 if TYPE_CHECKING:  # producer.upload imports this module; importing it back at run time would be a cycle
@@ -238,11 +238,11 @@ def campaign_status(conn: Connection[Any], name: str) -> dict[str, Any]:
     }
     row = conn.execute(
         "SELECT count(DISTINCT (job_id, attempt)),"
-        "       count(DISTINCT (job_id, attempt)) FILTER (WHERE outcome = 'answered'),"
+        "       count(DISTINCT (job_id, attempt)) FILTER (WHERE outcome = ANY(%s)),"
         "       count(DISTINCT (job_id, attempt)) FILTER (WHERE coalesce(end_at, created_at) > now() - %s),"
         "       extract(epoch FROM now() - min(coalesce(end_at, created_at)))"
         " FROM call_attempts WHERE campaign_id = %s",
-        (PACE_WINDOW, campaign.id),
+        (sorted(o.value for o in ANSWERED_OUTCOMES), PACE_WINDOW, campaign.id),
     ).fetchone()
     assert row is not None
     attempts, answered, recent, since_first = int(row[0]), int(row[1]), int(row[2]), row[3]

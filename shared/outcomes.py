@@ -47,6 +47,12 @@ class Outcome(StrEnum):
     WORKER_LOST = "worker_lost"
     CANCELLED = "cancelled"
     SKIPPED_DNC = "skipped_dnc"
+    # What an answered call's flow achieved (shared/flow/outcome.py); all final.
+    TRANSFERRED = "transferred"
+    TRANSFER_FAILED = "transfer_failed"
+    OPTED_OUT = "opted_out"
+    MESSAGE_PLAYED = "message_played"
+    ABANDONED = "abandoned"
 
 
 class Action(StrEnum):
@@ -94,7 +100,13 @@ BUSY = frozenset({SipStatus.BUSY_HERE, SipStatus.BUSY_EVERYWHERE})
 # Outcomes after which the job is done for good, whatever the retry budget.
 FINAL_OUTCOMES = frozenset(
     {Outcome.ANSWERED, Outcome.REJECTED, Outcome.INVALID_NUMBER, Outcome.AUTH_FAILED, Outcome.FAILED,
-     Outcome.CANCELLED, Outcome.SKIPPED_DNC}
+     Outcome.CANCELLED, Outcome.SKIPPED_DNC, Outcome.TRANSFERRED, Outcome.TRANSFER_FAILED, Outcome.OPTED_OUT,
+     Outcome.MESSAGE_PLAYED, Outcome.ABANDONED}
+)
+# Outcomes of a call somebody answered (the answer-rate numerator).
+ANSWERED_OUTCOMES = frozenset(
+    {Outcome.ANSWERED, Outcome.TRANSFERRED, Outcome.TRANSFER_FAILED, Outcome.OPTED_OUT, Outcome.MESSAGE_PLAYED,
+     Outcome.ABANDONED}
 )
 # Outcomes that are rescheduled by the campaign's retry policy while attempts remain.
 RETRYABLE_OUTCOMES = frozenset({Outcome.BUSY, Outcome.NO_ANSWER, Outcome.TRANSIENT, Outcome.WORKER_LOST})
