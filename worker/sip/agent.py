@@ -45,6 +45,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 
 from shared.errors import CapacityExceeded, ConfigError
+from worker.sip.answer import AnswerScript
 from worker.sip.commands import AbortCall, AgentLimits, CallRequest, Command, PlaceCall, Reregister, Stop
 from worker.sip.config import CallResult, RegistrationResult, SipAccountConfig
 from worker.sip.errors import AgentStopped, CallTimedOut
@@ -53,6 +54,8 @@ from worker.sip.runtime import SipRuntime
 log = logging.getLogger("worker.sip")
 
 RegistrationCallback = Callable[[RegistrationResult], None]
+# Called on the SIP thread when a call is answered; its script runs the call (worker.sip.answer).
+ScriptFactory = Callable[[], AnswerScript]
 
 # Beyond ring and hold time, how long a call may take to end: SIP timer B/F
 # (32 s) for an INVITE nobody answers at all, plus a margin.
@@ -171,7 +174,8 @@ class SipAgent:
 
     # ------------------------------------------------------------------- calls
     def place_call(
-        self, uri: str, *, ring_timeout_s: float = 45.0, hold_s: float = 0.0
+        self, uri: str, *, ring_timeout_s: float = 45.0, hold_s: float = 0.0,
+        script_factory: ScriptFactory | None = None,
     ) -> Future[CallResult]:
         """Queue one call and return at once; the future resolves when it has ended.
 
@@ -179,18 +183,20 @@ class SipAgent:
         waiting), AgentStopped, InvalidNumber (bad URI) or TransientSipError
         (pjsua refused the INVITE); otherwise it holds a CallResult.
         """
-        return self._submit(uri, ring_timeout_s, hold_s).future
+        return self._submit(uri, ring_timeout_s, hold_s, script_factory).future
 
     def call(
-        self, uri: str, *, ring_timeout_s: float = 45.0, hold_s: float = 0.0, timeout_s: float | None = None
+        self, uri: str, *, ring_timeout_s: float = 45.0, hold_s: float = 0.0, timeout_s: float | None = None,
+        script_factory: ScriptFactory | None = None,
     ) -> CallResult:
         """Place a call and block until it has ended; thread-safe.
 
         ``timeout_s`` bounds the whole wait (default: slot wait + ring timeout
-        + hold + SIP timers). When it runs out the call is aborted (hung up if
+        + hold + SIP timers; a call with a script should pass the flow's longest
+        duration). When it runs out the call is aborted (hung up if
         it started) and CallTimedOut is raised.
         """
-        request = self._submit(uri, ring_timeout_s, hold_s)
+        request = self._submit(uri, ring_timeout_s, hold_s, script_factory)
         if timeout_s is None:
             timeout_s = self._limits.slot_wait_s + ring_timeout_s + hold_s + _CALL_SLACK_S
         try:
@@ -257,11 +263,15 @@ class SipAgent:
         self._callbacks.append(callback)
 
     # ---------------------------------------------------------------- internals
-    def _submit(self, uri: str, ring_timeout_s: float, hold_s: float) -> CallRequest:
+    def _submit(
+        self, uri: str, ring_timeout_s: float, hold_s: float, script_factory: ScriptFactory | None = None
+    ) -> CallRequest:
         if not ring_timeout_s > 0 or not hold_s >= 0:
             raise ConfigError(f"ring_timeout_s must be > 0 and hold_s >= 0, got {ring_timeout_s}, {hold_s}")
         self._check_usable()
-        request = CallRequest(uri, ring_timeout_s, hold_s, time.monotonic() + self._limits.slot_wait_s)
+        request = CallRequest(
+            uri, ring_timeout_s, hold_s, time.monotonic() + self._limits.slot_wait_s, script_factory=script_factory
+        )
         with self._lock:
             if self._outstanding >= self._max_outstanding:
                 raise CapacityExceeded(f"{self._outstanding} calls already live or waiting in this process")

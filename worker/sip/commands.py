@@ -7,10 +7,12 @@ thread would take the whole agent down.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from typing import Any
 
+from worker.sip.answer import AnswerScript
 from worker.sip.config import CallResult, RegistrationResult
 
 
@@ -32,6 +34,9 @@ class CallRequest:
     start_deadline: float
     future: Future[CallResult] = field(default_factory=Future)
     aborted: bool = False
+    # Built on the caller's thread, called on the SIP thread when the call is answered;
+    # None: hold the answered call for hold_s, then hang up.
+    script_factory: Callable[[], AnswerScript] | None = None
 
 
 @dataclass(frozen=True)

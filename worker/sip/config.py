@@ -8,6 +8,7 @@ kept out of every repr because these objects end up in logs and tracebacks.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -144,6 +145,7 @@ class CallResult:
     ring_timeout_fired: bool
     error: str | None
     challenges: tuple[int, ...] = ()
+    flow: Mapping[str, object] | None = None  # the answer script's report (worker.sip.answer)
 
     @property
     def rang(self) -> bool:

@@ -21,13 +21,16 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import pjsua2 as pj
 
 from worker.sip.config import SipAccountConfig
+from worker.sip.media.events import CallEvent, DtmfEvent, MediaChanged, TransferStatus
+from worker.sip.media.sdp import dtmf_on_101
 from worker.sip.responses import ResponseLog, request_cseq
 from worker.sip.trace import CallTrace
 
@@ -160,6 +163,9 @@ class PjCall(pj.Call):  # type: ignore[misc]  # pjsua2 ships no type information
         super().__init__(account)
         self.trace = trace
         self._responses = responses
+        self.confirmed = False
+        self.audio: Any | None = None  # the call's AudioMedia in the conference bridge, while active
+        self.events: list[CallEvent] = []  # media facts for the SIP loop (see worker.sip.media)
 
     def onCallTsxState(self, prm: Any) -> None:
         try:
@@ -178,6 +184,7 @@ class PjCall(pj.Call):  # type: ignore[misc]  # pjsua2 ships no type information
         try:
             info = self.getInfo()
             if info.state == pj.PJSIP_INV_STATE_CONFIRMED:
+                self.confirmed = True
                 self.trace.on_confirmed(utcnow())
             elif info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
                 now = utcnow()
@@ -188,6 +195,59 @@ class PjCall(pj.Call):  # type: ignore[misc]  # pjsua2 ships no type information
         except Exception:
             log.exception("onCallState failed")
 
+    # Media callbacks (worker.sip.media): each records one fact and returns.
+    def onCallMediaState(self, prm: Any) -> None:
+        try:
+            audio = None
+            info = self.getInfo()  # keep it alive: its media vector points into it
+            for index, media in enumerate(info.media):
+                if media.type == pj.PJMEDIA_TYPE_AUDIO and media.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
+                    audio = self.getAudioMedia(index)
+                    break
+            self.audio = audio
+            self.events.append(MediaChanged(audio is not None, time.monotonic()))
+        except Exception:
+            log.exception("onCallMediaState failed")
+
+    def onCallSdpCreated(self, prm: Any) -> None:
+        """Our offer puts telephone-event on payload type 101 (see worker.sip.media.sdp)."""
+        try:
+            if not prm.remSdp.wholeSdp:  # we are the offerer; an answer must echo the offer's types
+                prm.sdp.wholeSdp = dtmf_on_101(str(prm.sdp.wholeSdp))
+        except Exception:
+            log.exception("onCallSdpCreated failed")
+
+    def onDtmfDigit(self, prm: Any) -> None:
+        try:
+            self.events.append(DtmfEvent(str(prm.digit), _dtmf_method(prm.method), True, False, 0, time.monotonic()))
+        except Exception:
+            log.exception("onDtmfDigit failed")
+
+    def onDtmfEvent(self, prm: Any) -> None:
+        try:
+            end = bool(int(prm.flags) & _DTMF_IS_END)
+            self.events.append(DtmfEvent(
+                str(prm.digit), _dtmf_method(prm.method), False, end, int(prm.duration), time.monotonic()
+            ))
+        except Exception:
+            log.exception("onDtmfEvent failed")
+
+    def onCallTransferStatus(self, prm: Any) -> None:
+        try:
+            final = bool(prm.finalNotify)
+            self.events.append(TransferStatus(int(prm.statusCode), str(prm.reason), final, time.monotonic()))
+            if final:
+                prm.cont = False
+        except Exception:
+            log.exception("onCallTransferStatus failed")
+
+
+_DTMF_IS_END = 2  # PJMEDIA_STREAM_DTMF_IS_END, not exported by the wheel
+
+
+def _dtmf_method(method: int) -> Literal["rfc2833", "info"]:
+    return "info" if method == pj.PJSUA_DTMF_METHOD_SIP_INFO else "rfc2833"
+
 
 def endpoint_config(max_calls: int, log_level: int, writer: PjLogTap, *, tap: bool) -> Any:
     cfg = pj.EpConfig()
@@ -196,6 +256,9 @@ def endpoint_config(max_calls: int, log_level: int, writer: PjLogTap, *, tap: bo
     cfg.uaConfig.maxCalls = max(1, min(max_calls, MAX_CALLS_CAP))
     cfg.uaConfig.userAgent = "sip-dialer"
     cfg.medConfig.threadCnt = 0
+    # The null sound device's clock drives the conference bridge (prompts, recorders,
+    # bridged calls); pjsua would close it after a second with nothing on slot 0.
+    cfg.medConfig.sndAutoCloseTime = -1
     # Level 5 for the response summaries the tap reads; it forwards only lines
     # at or below log_level (errors, and warnings at 2). Message logging off,
     # so no SIP message, and no Authorization header, is ever logged by pjsua.
@@ -273,6 +336,9 @@ def account_config(account: SipAccountConfig) -> Any:
     acfg.mediaConfig.transportConfig.port = 0
     acfg.mediaConfig.transportConfig.boundAddress = account.bind_address
     acfg.natConfig.iceEnabled = False
+    # No re-INVITE to settle on one codec when the answer lists several: it replaced the
+    # call's bridge port mid-prompt and, crossing an early BYE, held the call ~32 s.
+    acfg.mediaConfig.lockCodecEnabled = False
     return acfg
 
 

@@ -21,7 +21,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from shared.errors import CapacityExceeded, InvalidNumber, TransientSipError
@@ -37,10 +38,11 @@ from worker.sip.commands import (
     fail_future,
     resolve_future,
 )
-from worker.sip.config import RegistrationResult, SipAccountConfig
+from worker.sip.config import CallResult, RegistrationResult, SipAccountConfig
 from worker.sip.errors import AgentStopped
 from worker.sip.pacing import EvenPacer, registration_backoff
 from worker.sip.responses import ResponseLog
+from worker.sip.scripted import ScriptedCall
 from worker.sip.trace import CallTrace
 
 log = logging.getLogger("worker.sip")
@@ -57,6 +59,12 @@ class _Live:
     ring_deadline: float
     hangup_at: float | None = None
     hung_up: bool = False
+    flow: ScriptedCall | None = None  # the answer script, when the request has one
+
+    def result(self, *, now: datetime | None = None, error: str | None = None) -> CallResult:
+        result = self.call.trace.result(now=now, error=error)
+        flow = self.flow.flow() if self.flow is not None else None
+        return result if flow is None else replace(result, flow=flow)
 
 
 class SipRuntime:
@@ -172,7 +180,9 @@ class SipRuntime:
         now = pjo.utcnow()
         for live in self._live:
             error = None if live.call.trace.ended else "agent stopped before the call ended"
-            resolve_future(live.request.future, live.call.trace.result(now=now, error=error))
+            if live.flow is not None:
+                live.flow.close()
+            resolve_future(live.request.future, live.result(now=now, error=error))
         for waiter in self._reg_waiters:
             fail_future(waiter, exc)
         self._reg_waiters.clear()
@@ -286,12 +296,16 @@ class SipRuntime:
         clears and hangs up whatever call now holds its old slot id, so a
         Call object outliving its call would kill the next call in that slot.
         """
-        ended = [live for live in self._live if live.call.trace.ended]
+        now = time.monotonic()
+        for live in self._live:
+            if live.call.trace.ended and live.flow is not None:
+                live.flow.ended("local" if live.call.trace.local_hangup else "remote", now)
+        ended = [live for live in self._live if live.call.trace.ended and (live.flow is None or live.flow.idle(now))]
         if not ended:
             return
-        self._live = [live for live in self._live if not live.call.trace.ended]
+        self._live = [live for live in self._live if live not in ended]
         for live in ended:
-            resolve_future(live.request.future, live.call.trace.result())
+            resolve_future(live.request.future, live.result())
         del ended  # the last references to those PjCall objects
 
     def _expire_waiting(self, now: float) -> None:
@@ -342,6 +356,8 @@ class SipRuntime:
                 continue
             if live.request.aborted:
                 self._hang_up(live)
+            elif live.request.script_factory is not None:
+                self._run_script(live, now)
             elif trace.answered:
                 if live.hangup_at is None:
                     live.hangup_at = now + live.request.hold_s
@@ -349,6 +365,19 @@ class SipRuntime:
                     self._hang_up(live)
             elif now >= live.ring_deadline:
                 self._hang_up(live, ring_timeout=True)
+
+    def _run_script(self, live: _Live, now: float) -> None:
+        """Ring timer until answered; then the script decides when the call ends."""
+        call = live.call
+        if live.flow is None:
+            if call.confirmed and live.request.script_factory is not None:
+                live.flow = ScriptedCall(live.request.script_factory)
+                live.flow.start(call, call.trace.answer_at, now, lambda: None if live.hung_up else self._hang_up(live))
+            elif not call.trace.answered and now >= live.ring_deadline:
+                self._hang_up(live, ring_timeout=True)
+                return
+        if live.flow is not None and live.flow.tick(now) and not live.hung_up:
+            self._hang_up(live)
 
     def _hang_up(self, live: _Live, *, ring_timeout: bool = False) -> None:
         live.hung_up = True
