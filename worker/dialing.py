@@ -41,6 +41,7 @@ from shared.errors import RetryableError
 from shared.numbers import DialVariant, VariantKind
 from shared.outcomes import Action, Classification, Outcome, classify
 from worker.sip import CallResult, RegistrationResult
+from worker.sip.agent import ScriptFactory
 
 TRANSIENT_TRIES = 3
 TRANSIENT_BUDGET_S = 8.0
@@ -49,7 +50,8 @@ SETUP_MARGIN_S = 10.0
 
 
 class CallPlacer(Protocol):
-    def call(self, uri: str, *, ring_timeout_s: float, hold_s: float, timeout_s: float | None = None) -> CallResult: ...
+    def call(self, uri: str, *, ring_timeout_s: float, hold_s: float, timeout_s: float | None = None,
+             script_factory: ScriptFactory | None = None) -> CallResult: ...
 
     def reregister(self, timeout_s: float = 10) -> RegistrationResult: ...
 
@@ -100,18 +102,22 @@ def dial_number(
     on_try: Callable[[Try], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    script_factory: ScriptFactory | None = None,
 ) -> AttemptReport:
     """Dial ``variants`` in order until one gives a non-format outcome; report every try.
 
-    ``deadline`` is a ``clock()`` instant (the job's lease, less a margin) after
-    which no new INVITE starts and no call may still be live.
+    ``deadline`` is a ``clock()`` instant (the job's time budget, less a margin)
+    after which no new INVITE starts and no call may still be live.
+    ``hold_s`` is the longest an answered call lasts: the hold, or with a
+    ``script_factory`` (a flow run on answer) the flow's maximum duration.
     """
     report = AttemptReport()
     position = 0
     while position < len(variants):
         variant = variants[position]
         try:
-            tries = _try_variant(placer, variant, report, ring_timeout_s, hold_s, deadline, on_try, clock, sleep)
+            tries = _try_variant(placer, variant, report, ring_timeout_s, hold_s, deadline, on_try, clock, sleep,
+                                 script_factory)
         except RetryableError as exc:  # refused before any INVITE left (capacity, agent stopping)
             report.outcome = Outcome.TRANSIENT
             report.refused = str(exc)
@@ -147,6 +153,7 @@ def _try_variant(
     on_try: Callable[[Try], None] | None,
     clock: Callable[[], float],
     sleep: Callable[[float], None],
+    script_factory: ScriptFactory | None = None,
 ) -> int | None:
     """Place one variant, retrying transient failures; None when the lease has no room left."""
     uri = placer.uri_for(variant.digits)
@@ -156,7 +163,9 @@ def _try_variant(
         remaining = None if deadline is None else deadline - clock()
         if remaining is not None and remaining < needed:
             return None
-        result = placer.call(uri, ring_timeout_s=ring_timeout_s, hold_s=hold_s, timeout_s=remaining)
+        # Only a flow call names its script, so placers written before flows keep working.
+        flow: dict[str, ScriptFactory] = {"script_factory": script_factory} if script_factory is not None else {}
+        result = placer.call(uri, ring_timeout_s=ring_timeout_s, hold_s=hold_s, timeout_s=remaining, **flow)
         done = Try(len(report.tries), variant, result, classify_result(result))
         report.tries.append(done)
         if on_try is not None:

@@ -134,8 +134,10 @@ def flow_facts(report: Mapping[str, Any] | None, answered_outcome: Outcome) -> F
     """The business outcome and CDR columns of ``CallResult.flow`` (``answered_outcome`` when there is none)."""
     if not report:
         return FlowFacts(answered_outcome)
-    word = report.get("outcome")
-    outcome = Outcome(word) if word in Outcome.__members__.values() else answered_outcome
+    try:
+        outcome = Outcome(str(report.get("outcome")))
+    except ValueError:  # the script failed before deciding: the call was answered, no more is known
+        outcome = answered_outcome
     steps = list(report.get("steps") or [])
     if report.get("error"):
         steps.append({"step": None, "action": "error", "result": str(report["error"]), "at_s": None})

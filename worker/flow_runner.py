@@ -16,7 +16,9 @@ path queues it to a thread that writes the DNC row at once).
 from __future__ import annotations
 
 import logging
+import math
 import uuid
+import wave
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -25,8 +27,11 @@ from shared.flow import engine
 from shared.flow.engine import Action, Event, State
 from shared.flow.model import Flow
 from shared.flow.outcome import flow_outcome
+from worker.sip.answer import MediaControl, RecordMode
 
 log = logging.getLogger(__name__)
+
+PLAY_END_SLACK_S = 0.3
 
 
 class FlowScript:
@@ -44,21 +49,30 @@ class FlowScript:
         self._prompts = dict(prompts)
         self._on_opt_out = on_opt_out
         self._recordings_dir = recordings_dir
-        self._ctl: Any = None
+        self._ctl: MediaControl | None = None
+        self._now = 0.0
         self._state: State | None = None
         self._playing = False
+        self._play_started = 0.0
+        self._play_length_s = 0.0
+        self._lengths: dict[str, float] = {}
         self._digits: list[str] = []
         self._errors: list[str] = []
 
     # ----------------------------------------------------------------- AnswerScript
-    def on_answer(self, ctl: Any, now: float) -> None:
+    def on_answer(self, ctl: MediaControl, now: float) -> None:
         self._ctl = ctl
+        self._now = now
         self._state, actions = engine.start(self._flow, now)
         self._apply(actions)
 
     def on_tick(self, now: float) -> None:
-        if self._playing:
+        if self._playing and self._ctl is not None:
             played_s, finished = self._ctl.play_state()
+            # pjmedia's file position can stop short of the end of a file whose data is not a whole number of
+            # its read buffers; the wall clock says for sure when the whole prompt has gone out.
+            if not finished and now - self._play_started >= self._play_length_s + PLAY_END_SLACK_S:
+                played_s, finished = max(played_s, self._play_length_s), True
             self._feed(engine.Tick(now, played_s, finished))
         else:
             self._feed(engine.Tick(now))
@@ -76,7 +90,7 @@ class FlowScript:
         self._feed(engine.RecordingResult(path, error, now))
 
     def on_hangup(self, by: Literal["local", "remote"], now: float) -> None:
-        if self._playing:  # the last position before the player goes, so the log says how much was heard
+        if self._playing and self._ctl is not None:  # the last position, so the log says how much was heard
             played_s, _ = self._ctl.play_state()
             self._feed(engine.Tick(now, played_s, False))
         self._feed(engine.HungUp(by, now))
@@ -105,6 +119,7 @@ class FlowScript:
 
     # ----------------------------------------------------------------- engine plumbing
     def _feed(self, event: Event) -> None:
+        self._now = event.now
         if self._state is None:
             return
         self._state, actions = engine.step(self._flow, self._state, event)
@@ -112,18 +127,22 @@ class FlowScript:
 
     def _apply(self, actions: tuple[Action, ...]) -> None:
         ctl = self._ctl
+        if ctl is None:
+            return
         for act in actions:
             if isinstance(act, engine.Play):
-                ctl.play(self._prompts[act.step])
-                self._playing = True
+                path = self._prompts[act.step]
+                ctl.play(path)
+                self._playing, self._play_started, self._play_length_s = True, self._now, self._length(path)
             elif isinstance(act, engine.StopPlay):
                 if self._playing:
                     ctl.stop_play()
                 self._playing = False
             elif isinstance(act, engine.Transfer):
-                ctl.transfer(act.target, act.mode)
+                ctl.transfer(act.target, "bridge" if act.mode == "bridge" else "refer")
             elif isinstance(act, engine.StartRecording):
-                ctl.start_recording(self._recording_path(act.step), act.mode, act.max_s)
+                mode: RecordMode = "message" if act.mode == "message" else "call"
+                ctl.start_recording(self._recording_path(act.step), mode, act.max_s)
             elif isinstance(act, engine.StopRecording):
                 ctl.stop_recording()
             elif isinstance(act, engine.OptOut):
@@ -133,6 +152,15 @@ class FlowScript:
                     ctl.stop_play()
                     self._playing = False
                 ctl.hangup()
+
+    def _length(self, path: str) -> float:
+        if path not in self._lengths:
+            try:
+                with wave.open(path, "rb") as wav:
+                    self._lengths[path] = wav.getnframes() / wav.getframerate()
+            except (OSError, EOFError, wave.Error):
+                self._lengths[path] = math.inf  # unknown length: trust the player alone
+        return self._lengths[path]
 
     def _opt_out(self) -> None:
         if self._on_opt_out is None:

@@ -27,6 +27,7 @@ from worker.dialing import SETUP_MARGIN_S, TRANSIENT_BUDGET_S, AttemptReport, Tr
 from worker.precheck import PreDialFacts, Verdict, check_before_dial
 from worker.runtime import WorkerRuntime
 from worker.sip import CallResult, RegistrationResult
+from worker.sip.agent import ScriptFactory
 
 log = logging.getLogger(__name__)
 
@@ -124,10 +125,12 @@ class _MeteredPlacer:
         self._agent = rt.agent
         self._live = metrics.LIVE_CALLS.labels(rt.trunk.name, rt.name)
 
-    def call(self, uri: str, *, ring_timeout_s: float, hold_s: float, timeout_s: float | None = None) -> CallResult:
+    def call(self, uri: str, *, ring_timeout_s: float, hold_s: float, timeout_s: float | None = None,
+             script_factory: ScriptFactory | None = None) -> CallResult:
         self._live.inc()
         try:
-            return self._agent.call(uri, ring_timeout_s=ring_timeout_s, hold_s=hold_s, timeout_s=timeout_s)
+            return self._agent.call(uri, ring_timeout_s=ring_timeout_s, hold_s=hold_s, timeout_s=timeout_s,
+                                    script_factory=script_factory)
         finally:
             self._live.dec()
 
