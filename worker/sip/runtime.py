@@ -27,6 +27,7 @@ from typing import Any
 
 from shared.errors import CapacityExceeded, InvalidNumber, TransientSipError
 from worker.sip import pj_objects as pjo
+from worker.sip.answer import MediaError
 from worker.sip.commands import (
     AbortCall,
     AgentLimits,
@@ -238,7 +239,7 @@ class SipRuntime:
 
     # ---------------------------------------------------------------------- tick
     def _wait_ms(self) -> int:
-        if self._waiting and len(self._live) < self._max_calls:
+        if self._waiting and self._slots_used() < self._max_calls:
             delay = max(self._pacer.delay(), self._slot_retry_at - time.monotonic())
             return max(0, min(self.limits.poll_ms, math.ceil(delay * 1000)))
         return self.limits.poll_ms
@@ -298,6 +299,8 @@ class SipRuntime:
         """
         now = time.monotonic()
         for live in self._live:
+            if live.flow is not None:
+                live.flow.release_ended_leg()
             if live.call.trace.ended and live.flow is not None:
                 live.flow.ended("local" if live.call.trace.local_hangup else "remote", now)
         ended = [live for live in self._live if live.call.trace.ended and (live.flow is None or live.flow.idle(now))]
@@ -316,7 +319,7 @@ class SipRuntime:
             fail_future(req.future, CapacityExceeded(f"no free call slot within {self.limits.slot_wait_s:g} s"))
 
     def _start_calls(self, now: float) -> None:
-        while self._waiting and len(self._live) < self._max_calls and now >= self._slot_retry_at:
+        while self._waiting and self._slots_used() < self._max_calls and now >= self._slot_retry_at:
             if not self._pacer.try_acquire():
                 return
             req = self._waiting.popleft()
@@ -372,12 +375,35 @@ class SipRuntime:
         if live.flow is None:
             if call.confirmed and live.request.script_factory is not None:
                 live.flow = ScriptedCall(live.request.script_factory)
-                live.flow.start(call, call.trace.answer_at, now, lambda: None if live.hung_up else self._hang_up(live))
+                live.flow.start(call, call.trace.answer_at, now, lambda: None if live.hung_up else self._hang_up(live),
+                                self._place_leg)
             elif not call.trace.answered and now >= live.ring_deadline:
                 self._hang_up(live, ring_timeout=True)
                 return
         if live.flow is not None and live.flow.tick(now) and not live.hung_up:
             self._hang_up(live)
+
+    def _place_leg(self, uri: str) -> pjo.PjCall:
+        """A bridged transfer's second call, through the same account; MediaError when it cannot start."""
+        if self._acc is None or self._stopping:
+            raise MediaError("the SIP agent is stopping")
+        if not pjo.verify_uri(self._ep, uri):
+            raise MediaError(f"{uri!r} is not a valid SIP URI")
+        if self._slots_used() >= self._max_calls:
+            raise MediaError(f"no free call slot for the bridged call ({self._max_calls} in use)")
+        trace = CallTrace(uri, pjo.utcnow())
+        call = pjo.PjCall(self._acc, trace, self._responses)
+        try:
+            call.makeCall(uri, pjo.new_call_param())
+        except pjo.PjError as exc:
+            del call  # never got a call id, so freeing it touches no slot
+            raise MediaError(f"pjsua refused the bridged call to {uri}: {exc.reason.strip()}") from None
+        trace.call_id = pjo.call_id_of(call)
+        return call
+
+    def _slots_used(self) -> int:
+        """pjsua call slots held: our calls plus their bridged legs."""
+        return len(self._live) + sum(1 for live in self._live if live.flow is not None and live.flow.holds_leg)
 
     def _hang_up(self, live: _Live, *, ring_timeout: bool = False) -> None:
         live.hung_up = True

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from worker.sip.answer import AnswerScript, HangupSide
-from worker.sip.media.control import CallMedia
+from worker.sip.media.control import CallMedia, PlaceLeg
 
 log = logging.getLogger("worker.sip")
 
@@ -34,10 +34,12 @@ class ScriptedCall:
     def started(self) -> bool:
         return self.media is not None
 
-    def start(self, call: Any, answer_at: datetime | None, now: float, hang_up: Callable[[], None]) -> None:
+    def start(
+        self, call: Any, answer_at: datetime | None, now: float, hang_up: Callable[[], None], place_leg: PlaceLeg
+    ) -> None:
         """The call is CONFIRMED: build the script and run on_answer."""
         lag = 0.0 if answer_at is None else max(0.0, (datetime.now(UTC) - answer_at).total_seconds())
-        self.media = CallMedia(call, now - lag, hang_up)
+        self.media = CallMedia(call, now - lag, hang_up, place_leg)
         try:
             self._script = self._factory()
         except Exception as exc:
@@ -72,6 +74,15 @@ class ScriptedCall:
         for notice in self.media.poll(now):
             self._deliver(notice.kind, notice.args, now)
         return self.media.idle(now)
+
+    @property
+    def holds_leg(self) -> bool:
+        """A bridged leg of this call holds a pjsua call slot."""
+        return self.media is not None and self.media.has_leg
+
+    def release_ended_leg(self) -> None:
+        if self.media is not None:
+            self.media.release_ended_leg()
 
     def close(self) -> None:
         if self.media is not None:
