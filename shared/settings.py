@@ -152,7 +152,7 @@ class Settings(BaseSettings):
     calls_per_process: int = Field(default=4, ge=1, le=4)
     call_starts_per_s: float = Field(default=40.0, gt=0, le=50)
     sip_local_port: int = Field(default=0, ge=0, lt=65536)
-    lease_grace_s: float = Field(default=60.0, gt=0)
+    lease_grace_s: float = Field(default=15.0, gt=0)  # leases of live calls are renewed every 5 s (worker/lease.py)
 
     # Fleet-wide toll-fraud caps.
     fleet_max_cps: float = Field(default=200.0, gt=0)

@@ -17,7 +17,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,15 +26,18 @@ import psycopg
 from psycopg_pool import ConnectionPool
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
+from shared import metrics
 from shared.db.prompts import fetch_prompt, store_rendered
 from shared.flow.model import Flow
 from shared.outcomes import Outcome
 from worker.flow_runner import FlowScript, script_factory
 from worker.prompts import PromptCache, PromptUnavailable, resolve_prompts
+from worker.store import ClaimedJob, TryRow, postpone
 
 log = logging.getLogger(__name__)
 
 OPT_OUT_PATIENCE_S = 120.0
+PROMPT_RETRY_S = 60.0  # a job whose prompt was missing is due again after this
 
 
 class DbPromptSource:
@@ -146,3 +150,37 @@ def flow_facts(report: Mapping[str, Any] | None, answered_outcome: Outcome) -> F
         transfer_target=report.get("transfer_target"), transfer_status=report.get("transfer_status"),
         recording=report.get("recording"), first_audio_s=report.get("first_audio_s"),
     )
+
+
+def with_flow(row: TryRow, facts: FlowFacts) -> TryRow:
+    """The CDR row of the answered try, with the flow's outcome and columns."""
+    return replace(row, outcome=facts.outcome, flow_steps=facts.steps, digits=facts.digits,
+                   transfer_target=facts.transfer_target, transfer_status=facts.transfer_status,
+                   recording=facts.recording, first_audio_s=facts.first_audio_s)
+
+
+def give_back(conn: psycopg.Connection[Any], job: ClaimedJob, worker: str, reason: str) -> bool:
+    """No call was placed (a prompt is missing): the job waits and the campaign says why, in one transaction."""
+    retry_at = datetime.now(UTC) + timedelta(seconds=PROMPT_RETRY_S)
+    given = postpone(conn, job, worker, retry_at)
+    with conn.transaction():
+        conn.execute(
+            "UPDATE campaigns SET flagged_reason = %s, flagged_at = now(), updated_at = now() WHERE id = %s",
+            (f"no call placed: {reason}"[:500], job.campaign_id),
+        )
+    metrics.PROMPT_UNAVAILABLE.labels(job.campaign).inc()
+    return given
+
+
+def count_flow(campaign: str, facts: FlowFacts) -> None:
+    """Flow metrics of one answered call (labels: campaign and bounded vocabularies only)."""
+    metrics.FLOW_OUTCOMES.labels(campaign, facts.outcome.value).inc()
+    for step in facts.steps or []:
+        action, result = str(step.get("action")), str(step.get("result"))
+        metrics.FLOW_STEPS.labels(campaign, action, result).inc()
+        if action == "transfer" and result in ("transferred", "failed"):
+            metrics.TRANSFERS.labels(campaign, result, str(step.get("status") or 0)).inc()
+    if facts.digits:
+        metrics.DTMF_DIGITS.labels(campaign).inc(len(facts.digits))
+    if facts.first_audio_s is not None:
+        metrics.FIRST_AUDIO.labels(campaign).observe(facts.first_audio_s)

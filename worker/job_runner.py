@@ -22,9 +22,11 @@ from shared.job_states import JobStatus
 from shared.numbers import NormalisedNumber, dial_variants, preferred_first
 from shared.outcomes import Outcome
 from shared.retry_policy import JobDecision, decide
-from worker import redis_state, store
+from worker import flow_job, redis_state, store
 from worker.dialing import SETUP_MARGIN_S, TRANSIENT_BUDGET_S, AttemptReport, Try, dial_number
+from worker.lease import LeaseKeeper
 from worker.precheck import PreDialFacts, Verdict, check_before_dial
+from worker.prompts import PromptUnavailable
 from worker.runtime import WorkerRuntime
 from worker.sip import CallResult, RegistrationResult
 from worker.sip.agent import ScriptFactory
@@ -36,6 +38,8 @@ RECORD_PATIENCE_S = 600.0
 CLAIM_PATIENCE_S = 30.0
 # Lease beyond ring timeout + hold: set-up of up to four variants, transient backoff, grace.
 LEASE_EXTRA_S = 4 * SETUP_MARGIN_S + 2 * TRANSIENT_BUDGET_S
+# Beyond ring time and the flow's longest run, what a flow job may spend on set-up, variants and backoff.
+FLOW_JOB_MARGIN_S = 4 * SETUP_MARGIN_S + 2 * TRANSIENT_BUDGET_S
 # The last call must be over this long before the lease ends.
 LEASE_SAFETY_S = 5.0
 
@@ -75,9 +79,21 @@ def run_dial_job(rt: WorkerRuntime, job_id: int) -> str:
         log.info("job %s: %s (%s)", job_id, verdict.verdict.value, verdict.reason)
         return verdict.verdict.value
 
-    report = _dial(rt, job, verdict.number)
-    decision = decide(report.outcome, job.attempt, job.policy, datetime.now(UTC))
+    try:  # every prompt on this host before the INVITE, or no call at all
+        plan = flow_job.prepare_flow(job.flow, job.metadata, rt.settings.data_dir, rt.pool, e164=job.e164,
+                                     campaign=job.campaign)
+    except PromptUnavailable as exc:
+        reason = str(exc)
+        _db_retry(RECORD_PATIENCE_S)(lambda: _give_back(rt, job, reason))
+        log.warning("job %s: no call placed: %s", job_id, reason)
+        return "prompt_unavailable"
+    with LeaseKeeper(rt.pool, job.job_id, rt.name):
+        report = _dial(rt, job, verdict.number, plan)
+        if plan is not None and plan.opt_out is not None:
+            plan.opt_out.wait()
     rows = [to_row(t) for t in report.tries]
+    flow_facts = _apply_flow(report, rows)
+    decision = decide(report.outcome, job.attempt, job.policy, datetime.now(UTC))
 
     def record() -> bool:
         with rt.pool.connection() as conn:
@@ -89,6 +105,8 @@ def run_dial_job(rt: WorkerRuntime, job_id: int) -> str:
     if not _db_retry(RECORD_PATIENCE_S)(record):
         log.error("job %s: lease lost before the outcome was written; the reaper recorded it", job_id)
     _count(rt, job, report)
+    if flow_facts is not None:
+        flow_job.count_flow(job.campaign, flow_facts)
     if report.auth_failed and rt.gate is not None:
         rt.gate.close("INVITE rejected with an auth failure after a re-register")
     return report.outcome.value
@@ -141,10 +159,33 @@ class _MeteredPlacer:
         return self._agent.uri_for(user_part)
 
 
-def _dial(rt: WorkerRuntime, job: store.ClaimedJob, number: NormalisedNumber) -> AttemptReport:
+def _give_back(rt: WorkerRuntime, job: store.ClaimedJob, reason: str) -> bool:
+    with rt.pool.connection() as conn:
+        return flow_job.give_back(conn, job, rt.name, reason)
+
+
+def _apply_flow(report: AttemptReport, rows: list[store.TryRow]) -> flow_job.FlowFacts | None:
+    """The answered try's flow decides the attempt's business outcome and fills its CDR columns."""
+    for index, done in enumerate(report.tries):
+        if done.result.answered and done.result.flow is not None:
+            facts = flow_job.flow_facts(done.result.flow, report.outcome)
+            rows[index] = flow_job.with_flow(rows[index], facts)
+            report.outcome = facts.outcome
+            return facts
+    return None
+
+
+def _dial(
+    rt: WorkerRuntime, job: store.ClaimedJob, number: NormalisedNumber, plan: flow_job.FlowPlan | None = None
+) -> AttemptReport:
     remembered = redis_state.preferred_variant(rt.redis, rt.trunk.name, number.country_code)
     variants = preferred_first(dial_variants(number, job.region, rt.trunk.variant_order), remembered)
-    deadline = time.monotonic() + (job.lease_until - job.claimed_at).total_seconds() - LEASE_SAFETY_S
+    # A flow job's time budget is its own (ring, the flow's longest run, set-up of every variant): the
+    # LeaseKeeper renews the lease for as long as the call is live. A plain hold keeps to its claim's lease.
+    flow_s = plan.max_after_answer_s if plan is not None else 0.0
+    budget_s = (job.ring_timeout_s + flow_s + FLOW_JOB_MARGIN_S if plan is not None
+                else (job.lease_until - job.claimed_at).total_seconds())
+    deadline = time.monotonic() + budget_s - LEASE_SAFETY_S
     trunk = rt.trunk.name
     first = [True]
 
@@ -164,8 +205,9 @@ def _dial(rt: WorkerRuntime, job: store.ClaimedJob, number: NormalisedNumber) ->
         log.info("job %s try %s %s -> %s %s (%s)", job.job_id, done.index, done.variant.kind.value,
                  result.status, result.reason, done.outcome.value)
 
-    report = dial_number(_MeteredPlacer(rt), variants, ring_timeout_s=job.ring_timeout_s, hold_s=job.hold_s,
-                         deadline=deadline, on_try=on_try)
+    report = dial_number(_MeteredPlacer(rt), variants, ring_timeout_s=job.ring_timeout_s,
+                         hold_s=flow_s if plan is not None else job.hold_s, deadline=deadline, on_try=on_try,
+                         script_factory=plan.factory if plan is not None else None)
     if report.accepted_variant is not None:
         redis_state.remember_variant(rt.redis, trunk, number.country_code, report.accepted_variant)
     return report

@@ -44,13 +44,13 @@ def renew_lease(conn: psycopg.Connection[Any], job_id: int, worker: str, ttl_s: 
 class LeaseKeeper:
     """``with LeaseKeeper(pool, job_id, worker):`` renews the job's lease until the block ends."""
 
-    def __init__(self, pool: ConnectionPool[Any], job_id: int, worker: str, *, ttl_s: float = LEASE_TTL_S,
-                 every_s: float = RENEW_EVERY_S) -> None:
+    def __init__(self, pool: ConnectionPool[Any], job_id: int, worker: str, *, ttl_s: float | None = None,
+                 every_s: float | None = None) -> None:
         self._pool = pool
         self._job_id = job_id
         self._worker = worker
-        self._ttl_s = ttl_s
-        self._every_s = every_s
+        self._ttl_s = LEASE_TTL_S if ttl_s is None else ttl_s
+        self._every_s = RENEW_EVERY_S if every_s is None else every_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"lease-{job_id}", daemon=True)
         self.renewals = 0
