@@ -38,7 +38,7 @@ from worker.sip import SipAccountConfig, SipAgent
 
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def agent_for(peer: BaresipCallee) -> SipAgent:
