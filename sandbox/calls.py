@@ -36,6 +36,10 @@ class CallRecord:
     answered_at: datetime | None = None
     ended_at: datetime | None = None
     ended_by: EndedBy | None = None
+    heard_s: float | None = None  # seconds of sound the callee heard (answered calls with media)
+    pressed: str = ""  # keys the callee pressed
+    transfer: str | None = None  # "accepted <Refer-To>" / "refused <Refer-To>" for a REFER
+    recording: str | None = None  # the WAV of what the callee heard, when recording
 
 
 def utc_now() -> datetime:
@@ -77,3 +81,30 @@ class CallLog:
         """Block until ``predicate(snapshot)`` holds or ``timeout`` seconds pass; returns whether it held."""
         with self._changed:
             return self._changed.wait_for(lambda: predicate(list(self._records)), timeout)
+
+
+def callee_story(record: CallRecord) -> str:
+    """What an answered callee heard and did, for the demo: "heard 3.1 s of prompt, pressed 1, transferred to advisors".
+
+    Empty for a call nobody answered. "heard nothing" is the silent call the
+    dialer must never make.
+    """
+    if record.answered_at is None:
+        return ""
+    parts = []
+    if record.heard_s is not None:
+        parts.append(f"heard {record.heard_s:.1f} s of prompt" if record.heard_s > 0 else "heard nothing")
+    if record.pressed:
+        parts.append(f"pressed {record.pressed}")
+    if record.transfer:
+        verdict, _, target = record.transfer.partition(" ")
+        who = _user_of(target) or "the transfer target"
+        parts.append(f"transferred to {who}" if verdict == "accepted" else f"refused the transfer to {who}")
+    return ", ".join(parts)
+
+
+def _user_of(refer_to: str) -> str:
+    """``<sip:advisors@host>`` -> ``advisors``."""
+    uri = refer_to.strip().strip("<>").split(";", 1)[0]
+    rest = uri.split(":", 1)[1] if ":" in uri else uri
+    return rest.split("@", 1)[0] if "@" in rest else ""

@@ -35,6 +35,10 @@ def register(app: typer.Typer) -> None:
             str,
             typer.Option(help="Address to bind; 0.0.0.0 only inside a container network."),
         ] = "127.0.0.1",
+        recordings: Annotated[
+            Path | None,
+            typer.Option(help="Write what each answered callee hears to a WAV per call in this folder."),
+        ] = None,
     ) -> None:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         try:
@@ -42,7 +46,7 @@ def register(app: typer.Typer) -> None:
         except ConfigError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
-        pbx = SandboxPbx(number_plan, host=host, port=port)
+        pbx = SandboxPbx(number_plan, host=host, port=port, recordings_dir=recordings)
         try:
             pbx.start()
         except OSError as exc:

@@ -205,8 +205,28 @@ class Request:
             resp.setBody(MsgBody(sdp, mtype=SipContentType("application/sdp")))
         return str(resp).encode("latin-1")
 
+    def header(self, name: str) -> str | None:
+        """The first value of a header, as text (None when absent)."""
+        values = self._msg.getHFBodys(name.lower())
+        return str(values[0]) if values else None
+
     def bye(self, *, local_tag: str, via_host: str, via_port: int, cseq: int) -> bytes:
         """The BYE the PBX (the callee of this INVITE) sends to end the dialog it created."""
+        return self._in_dialog("BYE", local_tag=local_tag, via_host=via_host, via_port=via_port, cseq=cseq)
+
+    def notify_sipfrag(self, *, local_tag: str, via_host: str, via_port: int, cseq: int, sipfrag: str) -> bytes:
+        """The final NOTIFY of a REFER subscription (RFC 3515): the transfer's outcome as a sipfrag."""
+        return self._in_dialog(
+            "NOTIFY", local_tag=local_tag, via_host=via_host, via_port=via_port, cseq=cseq,
+            headers=(("Event", "refer"), ("Subscription-State", "terminated;reason=noresource")),
+            body=(sipfrag + "\r\n", "message/sipfrag;version=2.0"),
+        )
+
+    def _in_dialog(
+        self, method: str, *, local_tag: str, via_host: str, via_port: int, cseq: int,
+        headers: Iterable[tuple[str, str]] = (), body: tuple[str, str] | None = None,
+    ) -> bytes:
+        """A request the PBX (the callee of this INVITE) sends inside the dialog it created."""
         invite = self._msg
         target = self.contact_uri() or str(invite.getHFBody("from").getUrl())
         via = SipVia(f"SIP/2.0/UDP {via_host}:{via_port};rport")
@@ -216,8 +236,8 @@ class Request:
         from_hf.parse()
         if from_hf.getTag() is None:
             from_hf.setTag(local_tag)
-        bye = SipRequest(
-            method="BYE",
+        request = SipRequest(
+            method=method,
             ruri=SipURL(target),
             via=via,
             fr0m=from_hf,
@@ -228,4 +248,8 @@ class Request:
             target=self.source,
             user_agent=SERVER_NAME,
         )
-        return str(bye).encode("latin-1")
+        for name, value in headers:
+            request.appendHeader(SipHeader(name=name, bodys=value))
+        if body is not None:
+            request.setBody(MsgBody(body[0], mtype=SipContentType(body[1])))
+        return str(request).encode("latin-1")

@@ -29,6 +29,16 @@ DEFAULT_NO_ANSWER_AFTER_S = 120.0
 SHIPPED_PLAN = "plan.toml"
 
 
+class ReferAnswer(StrEnum):
+    """How an answered call's callee takes a REFER (blind transfer) from the caller."""
+
+    ACCEPT = "accept"  # 202, then a NOTIFY whose sipfrag says SIP/2.0 200 OK
+    REFUSE = "refuse"  # 403 Forbidden, like a PBX that does not allow transfers
+
+
+_DIGITS = frozenset("0123456789*#")
+
+
 class Action(StrEnum):
     """What the PBX does with an authenticated INVITE for a number."""
 
@@ -55,6 +65,9 @@ class Treatment:
     action: Action
     hangup_after_s: float = DEFAULT_HANGUP_AFTER_S
     answer_after_s: float = 0.0
+    press: str = ""  # DTMF keys the callee presses (RFC 2833) press_after_s after the prompt starts
+    press_after_s: float = 1.0
+    refer: ReferAnswer | None = None  # None: REFER is not supported (405)
 
 
 @dataclass(frozen=True)
@@ -91,7 +104,7 @@ _TOP_KEYS = frozenset({
     "realm", "require_plus_prefix", "challenge_invite", "qop_auth", "max_expires_s", "no_answer_after_s",
     "users", "rules", "default",
 })
-_TREATMENT_KEYS = frozenset({"action", "hangup_after_s", "answer_after_s"})
+_TREATMENT_KEYS = frozenset({"action", "hangup_after_s", "answer_after_s", "press", "press_after_s", "refer"})
 
 
 def load_plan(path: Path | None = None) -> Plan:
@@ -181,7 +194,16 @@ def _treatment(raw: Mapping[str, Any], where: str, source: str) -> Treatment:
     action = Action(action_raw)
     hangup = _seconds(raw, "hangup_after_s", DEFAULT_HANGUP_AFTER_S, where, source, allow_zero=False)
     answer_after = _seconds(raw, "answer_after_s", 0.0, where, source, allow_zero=True)
-    return Treatment(action, hangup, answer_after)
+    press = raw.get("press", "")
+    if not isinstance(press, str) or len(press) > 32 or not set(press) <= _DIGITS:
+        raise ConfigError(f"{source}: {_field(where, 'press')}: must be DTMF keys like \"1\" (0-9, *, #)")
+    press_after = _seconds(raw, "press_after_s", 1.0, where, source, allow_zero=True)
+    refer_raw = raw.get("refer")
+    if refer_raw is not None and refer_raw not in ReferAnswer.__members__.values():
+        choices = ", ".join(r.value for r in ReferAnswer)
+        raise ConfigError(f"{source}: {_field(where, 'refer')}: {refer_raw!r} is not one of {choices}")
+    refer = None if refer_raw is None else ReferAnswer(refer_raw)
+    return Treatment(action, hangup, answer_after, press, press_after, refer)
 
 
 def _seconds(

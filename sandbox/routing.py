@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import Enum
 from fnmatch import fnmatchcase
 
-from sandbox.plan import DEFAULT_HANGUP_AFTER_S, Action, Plan
+from sandbox.plan import DEFAULT_HANGUP_AFTER_S, Action, Plan, Treatment
 
 
 class Outcome(Enum):
@@ -43,6 +43,7 @@ class Route:
     why: str
     hangup_after_s: float = DEFAULT_HANGUP_AFTER_S
     answer_after_s: float = 0.0
+    treatment: Treatment | None = None  # what the callee does once answered (keys, REFER)
 
 
 _SIMPLE = {
@@ -60,7 +61,8 @@ def route(number: str, plan: Plan, *, calls_before: int = 0) -> Route:
     ``calls_before`` counts earlier routed INVITEs to the same number; it is what
     makes ``unavailable_once`` answer on the second try.
     """
-    if plan.require_plus_prefix and not number.startswith("+"):
+    extension = any(rule.match == number for rule in plan.rules)  # e.g. an agent queue named in the plan
+    if plan.require_plus_prefix and not number.startswith("+") and not extension:
         return Route(Outcome.NOT_FOUND, "no + prefix")
     treatment, why = plan.default, "default"
     for rule in plan.rules:
@@ -71,4 +73,4 @@ def route(number: str, plan: Plan, *, calls_before: int = 0) -> Route:
         outcome = Outcome.UNAVAILABLE if calls_before == 0 else Outcome.ANSWER
     else:
         outcome = _SIMPLE[treatment.action]
-    return Route(outcome, why, treatment.hangup_after_s, treatment.answer_after_s)
+    return Route(outcome, why, treatment.hangup_after_s, treatment.answer_after_s, treatment)

@@ -1,7 +1,8 @@
 """SandboxPbx: the UDP socket and the one thread that runs the PBX core.
 
-A single thread owns the SIP socket, an RTP sink socket (the SDP answer points
-callers' audio at it; we drain and discard) and the timers, and calls
+A single thread owns the SIP socket, one RTP socket per answered call (what
+the callee hears, :mod:`sandbox.rtp`; written to a WAV per call when
+``recordings_dir`` is given), a fallback RTP sink and the timers, and calls
 ``PbxCore`` for every datagram, so call state needs no locks. ``stop()`` wakes
 the thread through a socketpair rather than by polling, and joins it.
 
@@ -11,17 +12,21 @@ taken from a header: the sandbox cannot be used to send SIP anywhere else.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import selectors
 import socket
 import threading
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from types import TracebackType
 
 from sandbox.calls import CallLog, CallRecord
-from sandbox.messages import Address
+from sandbox.messages import Address, Request
 from sandbox.plan import Plan
+from sandbox.rtp import RtpSession, open_session
+from sandbox.sdp import remote_audio
 from sandbox.timers import Timers
 from sandbox.uas import PbxCore
 
@@ -38,8 +43,12 @@ class SandboxPbx:
     >>> pbx = SandboxPbx(load_plan()); pbx.start(); pbx.port  # doctest: +SKIP
     """
 
-    def __init__(self, plan: Plan, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, plan: Plan, host: str = "127.0.0.1", port: int = 0,
+                 recordings_dir: Path | None = None) -> None:
         self._plan = plan
+        self._recordings = recordings_dir
+        self._sel: selectors.BaseSelector | None = None
+        self._sessions: set[RtpSession] = set()
         self._host = host
         self._requested_port = port
         self._calls = CallLog()
@@ -78,8 +87,11 @@ class SandboxPbx:
         self._port = int(self._sock.getsockname()[1])
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
+        if self._recordings is not None:
+            self._recordings.mkdir(parents=True, exist_ok=True)
         self._core = PbxCore(self._plan, self._send, self._timers, self._local_host, self.port,
-                             self._media.getsockname()[1], self._calls)
+                             self._media.getsockname()[1], self._calls,
+                             open_media=self._open_media, close_media=self._close_media)
         self._thread = threading.Thread(target=self._run, name="sandbox-pbx", daemon=True)
         self._thread.start()
         log.info("sandbox PBX listening on udp %s:%d", self._host, self.port)
@@ -131,12 +143,15 @@ class SandboxPbx:
     def _run(self) -> None:
         assert self._sock and self._media and self._wake_r and self._core
         with selectors.DefaultSelector() as sel:
+            self._sel = sel
             for s in (self._sock, self._media, self._wake_r):
                 sel.register(s, selectors.EVENT_READ)
             while not self._stopping.is_set():
                 for key, _ in sel.select(self._timers.next_delay(_IDLE_POLL_S)):
                     if key.fileobj is self._sock:
                         self._drain_sip(self._sock, self._core)
+                    elif isinstance(key.data, RtpSession):
+                        key.data.receive()
                     else:
                         _discard(key.fileobj)  # type: ignore[arg-type]
                 try:
@@ -144,6 +159,26 @@ class SandboxPbx:
                 except Exception as exc:  # a bug in one callback must not stop the PBX
                     log.error("timer failed: %s", _describe(exc))
         self._timers.clear()
+        self._sel = None
+        for session in list(self._sessions):  # calls still up when the PBX stops
+            self._close_media(session)
+
+    def _open_media(self, invite: Request, local_host: str) -> RtpSession:
+        """A new RTP socket for an answered call, watched by the server's selector."""
+        session = open_session(local_host, remote_audio(invite.sdp), self._recordings, invite.number,
+                               invite.call_id)
+        if self._sel is not None:
+            self._sel.register(session.sock, selectors.EVENT_READ, session)
+        self._sessions.add(session)
+        return session
+
+    def _close_media(self, session: RtpSession) -> str | None:
+        if self._sel is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                self._sel.unregister(session.sock)
+        self._sessions.discard(session)
+        path = session.close()
+        return None if path is None else str(path)
 
     def _drain_sip(self, sock: socket.socket, core: PbxCore) -> None:
         for _ in range(64):  # bounded, so timers still run under a flood

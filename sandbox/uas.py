@@ -12,10 +12,17 @@ UA vocabulary::
 
 Failures (404, 486, 503, 603, 407, 403) never create a dialog: they are final
 responses retransmitted until the caller's ACK.
+
+A callee that acts (plan fields ``press`` and ``refer``) gets its own RTP
+session (:mod:`sandbox.rtp`, opened through ``open_media``): it hears the
+caller's prompt, presses its keys ``press_after_s`` after the prompt starts,
+and answers a REFER with 202 and a NOTIFY sipfrag 200, or with 403. What it
+heard, pressed and did with a REFER lands in the call log.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 from collections import Counter
@@ -26,9 +33,10 @@ from enum import Enum
 from sandbox.auth import Authenticator, Verdict
 from sandbox.calls import CallLog, CallRecord, EndedBy, utc_now
 from sandbox.messages import ALLOW, Address, Request, Response, SipMessageError, new_tag, parse
-from sandbox.plan import Plan
+from sandbox.plan import Plan, ReferAnswer
 from sandbox.registrar import Registrar
 from sandbox.routing import Outcome, Route, route
+from sandbox.rtp import RtpSession
 from sandbox.sdp import answer_sdp
 from sandbox.timers import Timer, Timers
 from sandbox.transactions import TIMEOUT_S, ResponseCache, Retransmitter
@@ -36,6 +44,9 @@ from sandbox.transactions import TIMEOUT_S, ResponseCache, Retransmitter
 log = logging.getLogger("sandbox.pbx")
 
 Send = Callable[[bytes, Address], None]
+OpenMedia = Callable[[Request, str], RtpSession]  # (the INVITE, our address) -> the call's RTP session
+CloseMedia = Callable[[RtpSession], "str | None"]  # -> the recording's path, if any
+_KEY_GAP_S = 0.3
 CONTACT_USER = "sandbox"
 
 
@@ -59,6 +70,13 @@ class Dialog:
     state: State = State.PROCEEDING
     answered: bool = False
     timers: list[Timer] = field(default_factory=list)
+    media: RtpSession | None = None
+    local_cseq: int = 0
+
+    def next_cseq(self) -> int:
+        """CSeq of the next request the PBX sends in this dialog (NOTIFY, BYE)."""
+        self.local_cseq += 1
+        return self.local_cseq
 
 
 class PbxCore:
@@ -73,6 +91,8 @@ class PbxCore:
         port: int,
         media_port: int,
         call_log: CallLog,
+        open_media: OpenMedia | None = None,
+        close_media: CloseMedia | None = None,
     ) -> None:
         self._plan = plan
         self._send = send
@@ -81,6 +101,9 @@ class PbxCore:
         self._port = port
         self._media_port = media_port
         self._log = call_log
+        self._open_media = open_media
+        self._close_media = close_media
+        self._notifies: dict[str, Retransmitter] = {}
         self._auth = Authenticator(plan)
         self.registrar = Registrar(plan, self._auth)
         self._responses = ResponseCache()
@@ -95,6 +118,7 @@ class PbxCore:
             "CANCEL": self._on_cancel,
             "BYE": self._on_bye,
             "OPTIONS": self._on_options,
+            "REFER": self._on_refer,
         }
 
     def handle(self, data: bytes, source: Address) -> None:
@@ -214,7 +238,9 @@ class PbxCore:
             return
         dialog.state, dialog.answered = State.ANSWERED, True
         req = dialog.invite
-        sdp = answer_sdp(req.sdp, self._local_host(req.source), self._media_port, secrets.randbelow(10**9))
+        self._start_media(dialog)
+        sdp = answer_sdp(req.sdp, self._local_host(req.source), self._dialog_media_port(dialog),
+                         secrets.randbelow(10**9))
         # RFC 3261 section 13.3.1 (2xx retransmission): a 2xx never ACKed means the caller is gone; end with BYE.
         self._final(req, dialog.record, 200, "OK", to_tag=dialog.to_tag, headers=(("Allow", ALLOW),),
                     sdp=sdp, on_no_ack=lambda: self._hangup(dialog))
@@ -235,7 +261,8 @@ class PbxCore:
         if dialog is None or dialog.state is not State.CONFIRMED or dialog.to_tag != req.to_tag:
             self._reply(req, 481, "Call/Transaction Does Not Exist")
             return
-        sdp = answer_sdp(req.sdp, self._local_host(req.source), self._media_port, secrets.randbelow(10**9))
+        sdp = answer_sdp(req.sdp, self._local_host(req.source), self._dialog_media_port(dialog),
+                         secrets.randbelow(10**9))
         data = self._reply(req, 200, "OK", headers=(("Allow", ALLOW),), sdp=sdp)
         key = (req.call_id, req.cseq)
         self._awaiting_ack[key] = Retransmitter(self._timers, self._send, data, req.source,
@@ -276,10 +303,82 @@ class PbxCore:
 
     def _on_response(self, resp: Response) -> None:
         log.info("<- %d %s call=%s", resp.code, resp.method, resp.call_id)
-        if resp.method == "BYE" and resp.code >= 200:
-            pending = self._byes.pop(resp.call_id, None)
+        if resp.method in ("BYE", "NOTIFY") and resp.code >= 200:
+            pending = (self._byes if resp.method == "BYE" else self._notifies).pop(resp.call_id, None)
             if pending is not None:
                 pending.stop()
+
+    # --- a callee that acts ----------------------------------------------------------------------
+
+    def _start_media(self, dialog: Dialog) -> None:
+        """Open the answered call's RTP session; a callee with keys to press waits for the prompt."""
+        if self._open_media is None:
+            return
+        req = dialog.invite
+        dialog.media = self._open_media(req, self._local_host(req.source))
+        treatment = dialog.route.treatment
+        if treatment is not None and treatment.press:
+            keys, after = treatment.press, treatment.press_after_s
+            dialog.media.on_first_audio = lambda: dialog.timers.append(
+                self._timers.schedule(after, lambda: self._press(dialog, keys)))
+
+    def _press(self, dialog: Dialog, keys: str) -> None:
+        if dialog.state is not State.CONFIRMED or dialog.media is None:
+            return
+        media = dialog.media
+        for i, key in enumerate(keys):
+            press = functools.partial(self._press_one, dialog, media, key)
+            dialog.timers.append(self._timers.schedule(i * _KEY_GAP_S, press))
+        log.info("callee %s presses %s call=%s", dialog.invite.number, keys, dialog.invite.call_id)
+
+    def _press_one(self, dialog: Dialog, media: RtpSession, key: str) -> None:
+        if dialog.state is State.CONFIRMED:
+            media.press(key, self._schedule_media)
+
+    def _schedule_media(self, delay: float, send: Callable[[], None]) -> object:
+        return self._timers.schedule(delay, send)
+
+    def _dialog_media_port(self, dialog: Dialog | None) -> int:
+        return dialog.media.port if dialog is not None and dialog.media is not None else self._media_port
+
+    def _stop_media(self, dialog: Dialog) -> dict[str, object]:
+        """Close the call's RTP session; what the callee heard and pressed, for the call log."""
+        media, dialog.media = dialog.media, None
+        if media is None or self._close_media is None:
+            return {}
+        path = self._close_media(media)
+        return {"heard_s": round(media.heard_s, 2), "pressed": media.pressed, "recording": path}
+
+    def _on_refer(self, req: Request) -> None:
+        """Blind transfer: 202 and a NOTIFY with sipfrag 200, or 403, as the plan says; else 405."""
+        dialog = self._dialogs.get(req.call_id)
+        if dialog is None or dialog.state is not State.CONFIRMED or dialog.to_tag != req.to_tag:
+            self._reply(req, 481, "Call/Transaction Does Not Exist")
+            return
+        treatment = dialog.route.treatment
+        answer = treatment.refer if treatment is not None else None
+        target = req.header("refer-to") or ""
+        if answer is None:
+            self._on_unsupported(req)
+            return
+        if answer is ReferAnswer.REFUSE:
+            self._log.update(dialog.record, transfer=f"refused {target}".strip())
+            self._reply(req, 403, "Forbidden")
+            return
+        self._reply(req, 202, "Accepted")
+        self._log.update(dialog.record, transfer=f"accepted {target}".strip())
+        invite = dialog.invite
+        data = invite.notify_sipfrag(local_tag=dialog.to_tag, via_host=self._local_host(invite.source),
+                                     via_port=self._port, cseq=dialog.next_cseq(), sipfrag="SIP/2.0 200 OK")
+        log.info("-> NOTIFY 200 (transfer) %s call=%s", invite.number, invite.call_id)
+        self._send(data, invite.source)
+        self._notifies[invite.call_id] = Retransmitter(self._timers, self._send, data, invite.source,
+                                                       on_timeout=functools.partial(self._notify_unanswered,
+                                                                                    invite.call_id))
+
+    def _notify_unanswered(self, call_id: str) -> None:
+        self._notifies.pop(call_id, None)
+        log.warning("no response to NOTIFY call=%s", call_id)
 
     # --- ending --------------------------------------------------------------------------------
 
@@ -290,7 +389,7 @@ class PbxCore:
         self._end(dialog, EndedBy.PBX)
         invite = dialog.invite
         data = invite.bye(local_tag=dialog.to_tag, via_host=self._local_host(invite.source),
-                          via_port=self._port, cseq=1)
+                          via_port=self._port, cseq=dialog.next_cseq())
         log.info("-> BYE %s call=%s", invite.number, invite.call_id)
         self._send(data, invite.source)
         self._byes[invite.call_id] = Retransmitter(self._timers, self._send, data, invite.source,
@@ -304,7 +403,7 @@ class PbxCore:
         dialog.state = State.ENDED
         for timer in dialog.timers:
             timer.cancel()
-        self._log.update(dialog.record, ended_at=utc_now(), ended_by=by)
+        self._log.update(dialog.record, ended_at=utc_now(), ended_by=by, **self._stop_media(dialog))
         # Keep the dialog long enough to answer retransmissions, then forget it.
         self._timers.schedule(TIMEOUT_S, lambda: self._forget(dialog))
 

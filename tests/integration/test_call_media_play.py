@@ -66,20 +66,43 @@ def agent(baresip_callee: BaresipCallee) -> Iterator[SipAgent]:
     sip.stop(grace_s=0)
 
 
-def test_prompt_tone_reaches_the_callee_whole(agent: SipAgent, baresip_callee: BaresipCallee, tmp_path: Path) -> None:
-    """A 2 s 1 kHz prompt is heard by baresip as 1 kHz for about 2 s with no silent gap; the script hangs up."""
-    wav = write_tone(tmp_path / "prompt.wav", 2.0, 1000.0)
+@pytest.mark.parametrize("seconds", [2.0, 1.2345])  # 1.2345 s: data that is no whole number of read buffers
+def test_prompt_tone_reaches_the_callee_whole(
+    agent: SipAgent, baresip_callee: BaresipCallee, tmp_path: Path, seconds: float
+) -> None:
+    """A 1 kHz prompt is heard by baresip as 1 kHz for its length with no silent gap; it finishes; we hang up."""
+    wav = write_tone(tmp_path / "prompt.wav", seconds, 1000.0)
     script = PlayThenHangUp(wav)
     result = agent.call(baresip_callee.uri(), timeout_s=30, script_factory=lambda: script)
     baresip_callee.stop()  # the recording's header is written when baresip closes it
     assert result.answered and result.hangup_by == "local" and script.hangup == "local"
     assert result.flow is not None and "error" not in result.flow
-    assert script.finished and script.played_s == pytest.approx(2.0, abs=0.06)
+    assert script.finished and script.played_s == pytest.approx(seconds, abs=0.06)
     first_audio = result.flow["first_audio_sent_s"]
     assert isinstance(first_audio, float) and first_audio >= 0.0
     [heard] = baresip_callee.recordings()
     samples, rate = read_wav(heard)
     span_s, quiet_frames = loud_span(samples, rate)
     assert dominant_hz(samples, rate) == pytest.approx(1000.0, abs=10.0)
-    assert 1.8 <= span_s <= 2.1
+    assert seconds - 0.2 <= span_s <= seconds + 0.1
     assert quiet_frames == 0
+
+
+class Raising(PlayThenHangUp):
+    """Raises in on_tick: the runtime must hang up and report, not die."""
+
+    def on_tick(self, now: float) -> None:
+        raise RuntimeError("a bug in the flow")
+
+
+def test_a_script_that_raises_is_hung_up_and_reported(
+    agent: SipAgent, baresip_callee: BaresipCallee, tmp_path: Path
+) -> None:
+    """The script's exception ends the call (BYE from us), lands in flow["error"], and the agent keeps working."""
+    wav = write_tone(tmp_path / "prompt.wav", 1.0, 1000.0)
+    result = agent.call(baresip_callee.uri(), timeout_s=30, script_factory=lambda: Raising(wav))
+    assert result.answered and result.hangup_by == "local"
+    assert result.flow is not None and result.flow["error"] == "on_tick: RuntimeError: a bug in the flow"
+    script = PlayThenHangUp(wav)
+    again = agent.call(baresip_callee.uri(), timeout_s=30, script_factory=lambda: script)
+    assert again.answered and script.finished and again.flow is not None and "error" not in again.flow

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import gc
 import hashlib
+import re
 import weakref
 from dataclasses import replace
 from pathlib import Path
@@ -17,9 +18,9 @@ from typer.testing import CliRunner
 from sandbox.auth import Authenticator, Verdict
 from sandbox.cli import register
 from sandbox.digest import DigestAnswer, challenge, expected_response, verify
-from sandbox.plan import Action, Plan, Treatment, User, load_plan, parse_plan, parse_plan_text
+from sandbox.plan import Action, Plan, ReferAnswer, Treatment, User, load_plan, parse_plan, parse_plan_text
 from sandbox.routing import Outcome, route
-from sandbox.sdp import answer_sdp
+from sandbox.sdp import RemoteAudio, answer_sdp, remote_audio
 from sandbox.timers import Timers
 from shared.errors import ConfigError
 
@@ -96,7 +97,11 @@ def test_shipped_plan_loads_and_offers_every_behaviour() -> None:
     actions = {rule.treatment.action for rule in plan.rules}
     assert {Action.ANSWER, Action.BUSY, Action.RING, Action.UNAVAILABLE_ONCE} <= actions
     assert plan.password_for("demo") is not None
-    assert all(rule.match.startswith("+86139") for rule in plan.rules)  # fictional 139 0000 xxxx only
+    # fictional 139 0000 xxxx numbers only; named extensions (the agent queue) have no digits at all
+    assert all(rule.match.startswith("+86139") or rule.match.isalpha() for rule in plan.rules)
+    treatments = [rule.treatment for rule in plan.rules]
+    assert {"1", "9"} <= {t.press for t in treatments}  # callees that press keys for call flows
+    assert {ReferAnswer.ACCEPT, ReferAnswer.REFUSE} <= {t.refer for t in treatments}
 
 
 def test_load_plan_reads_a_file(tmp_path: Path) -> None:
@@ -321,12 +326,19 @@ OFFER = (
 
 
 def test_sdp_answer_picks_one_offered_codec_and_refuses_other_streams() -> None:
-    """The answer keeps the m-line order, takes PCMU from the offer and sets video to port 0."""
+    """The answer keeps the m-line order, takes PCMU (and the offered telephone-event) and sets video to port 0."""
     answer = answer_sdp(OFFER, "127.0.0.1", 40000, 7)
     media = [line for line in answer.split("\r\n") if line.startswith("m=")]
-    assert media == ["m=audio 40000 RTP/AVP 0", "m=video 0 RTP/AVP 97"]
+    assert media == ["m=audio 40000 RTP/AVP 0 101", "m=video 0 RTP/AVP 97"]
     assert "c=IN IP4 127.0.0.1" in answer
     assert "a=rtpmap:0 PCMU/8000" in answer
+    assert "a=rtpmap:101 telephone-event/8000" in answer
+
+
+def test_remote_audio_names_where_the_caller_wants_rtp_and_the_agreed_types() -> None:
+    """The caller's c=/m= address and port, the codec the answer picks, and its telephone-event type."""
+    assert remote_audio(OFFER) == RemoteAudio("127.0.0.1", 4000, 0, 101)
+    assert remote_audio(None) is None
 
 
 def test_sdp_answer_falls_back_to_first_real_codec() -> None:
@@ -334,7 +346,7 @@ def test_sdp_answer_falls_back_to_first_real_codec() -> None:
     offer = ("v=0\r\nm=audio 4000 RTP/AVP 101 96\r\n"
              "a=rtpmap:101 telephone-event/8000\r\na=rtpmap:96 opus/48000/2\r\n")
     answer = answer_sdp(offer, "127.0.0.1", 40000, 7)
-    assert "m=audio 40000 RTP/AVP 96\r\na=rtpmap:96 opus/48000/2" in answer
+    assert "m=audio 40000 RTP/AVP 96 101\r\na=rtpmap:96 opus/48000/2" in answer
 
 
 def test_sdp_offer_without_body_gets_our_offer() -> None:
@@ -399,3 +411,28 @@ def test_cancelled_timer_neither_runs_nor_keeps_what_it_closed_over() -> None:
     now[0] = 121.0
     timers.run_due()
     assert kept.rang_out
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("press", "1a", "rules[0].press: must be DTMF keys"),
+        ("press_after_s", -1, "rules[0].press_after_s: must be a number of seconds >= 0"),
+        ("refer", "maybe", "rules[0].refer: 'maybe' is not one of accept, refuse"),
+    ],
+)
+def test_acting_callee_fields_are_checked(field: str, value: object, message: str) -> None:
+    """A bad press/press_after_s/refer is one error naming the field; nothing is guessed."""
+    raw = {"users": [{"username": "u", "password": "p"}],
+           "rules": [{"match": "+8613900007001", "action": "answer", field: value}]}
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_plan(raw)
+
+
+def test_acting_callee_fields_parse() -> None:
+    """press, press_after_s and refer land in the rule's treatment."""
+    raw = {"users": [{"username": "u", "password": "p"}],
+           "rules": [{"match": "+8613900007001", "action": "answer", "press": "1#", "press_after_s": 0.5,
+                      "refer": "accept"}]}
+    treatment = parse_plan(raw).rules[0].treatment
+    assert (treatment.press, treatment.press_after_s, treatment.refer) == ("1#", 0.5, ReferAnswer.ACCEPT)

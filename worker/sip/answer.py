@@ -26,7 +26,17 @@ Changes from SEAM.md: none in shape. ``first_audio_sent_s`` is measured from
 the answer (the 200 OK) to the first loop turn that sees the stream's RTP
 packet count rise after a prompt started (pjsua sends no RTP for silence, VAD
 being on), so it is accurate to one loop turn (poll_ms, 10 ms by default).
-``play_state`` after the callee hung up tells how much had been played then.
+``play_state`` after the callee hung up tells how much had been played then;
+it reports a prompt finished even where pjmedia's getPos stops short of the
+end of a file (a last partial read buffer), once the wall clock has passed
+its length.
+
+The implementation is :class:`worker.sip.media.control.CallMedia`. Methods
+that cannot do what is asked raise :class:`MediaError` (no audio stream, an
+unreadable WAV, a transfer target pjsua refuses, a second bridge); a script
+that lets it escape is hung up like any raising script. A recording that
+cannot be written is not raised: it comes to ``on_recording(None,
+"recording_failed: ...")`` and the call goes on.
 """
 
 from __future__ import annotations

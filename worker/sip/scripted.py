@@ -9,6 +9,7 @@ call is hung up, never the SIP thread taken down.
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -123,6 +124,8 @@ class ScriptedCall:
             self._fail(what, exc)
 
     def _fail(self, what: str, exc: Exception) -> None:
-        log.exception("call flow failed in %s", what)
+        # The traceback as text, never exc_info: a log record holding the traceback would keep
+        # the runtime's frames, and the PjCall in them, alive past libDestroy (pjsua asserts).
+        log.error("call flow failed in %s:\n%s", what, "".join(traceback.format_exception(exc)).rstrip())
         self.error = f"{what}: {type(exc).__name__}: {exc}"
         self._want_hangup = True

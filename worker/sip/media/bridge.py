@@ -51,6 +51,7 @@ class BridgeLeg:
         if leg is None:
             return []
         out: list[tuple[int, bool]] = []
+        leg.events.clear()  # the agent's media facts: joining re-checks the ports every turn anyway
         trace = leg.trace
         if not self._ringing_told and any(180 <= code < 190 for code, _ in trace.provisional):
             self._ringing_told = True

@@ -172,6 +172,7 @@ class CallMedia:
             self._leg.hang_up()
         self._ended = True
         self._call = None
+        self._audio = None  # a script may keep this object: it must hold no pjsua wrapper
         self._hang_up = _nothing
 
     def release_ended_leg(self) -> None:

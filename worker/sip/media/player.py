@@ -20,6 +20,8 @@ import pjsua2 as pj
 
 from worker.sip.answer import MediaError
 
+_END_SLACK_S = 0.05  # a bridge clock tick and a half: how far short of the end still counts as played
+
 
 def wav_duration_s(path: str) -> tuple[float, int]:
     """(duration in seconds, sample rate) of a WAV file pjmedia can play (16-bit PCM mono)."""
@@ -82,15 +84,18 @@ class Player:
             pos = self._player.getPos() / self._rate
         except pj.Error:
             pos = self._last_pos_s
+        elapsed = now - self.started_at
+        if elapsed >= self.duration_s + _END_SLACK_S:
+            pos = self.duration_s  # getPos can stop short of a last partial read buffer; time has told
         # getPos counts what pjmedia has read ahead; the callee cannot have heard more than time allows.
-        self._last_pos_s = max(self._last_pos_s, min(pos, now - self.started_at, self.duration_s))
+        self._last_pos_s = max(self._last_pos_s, min(pos, elapsed, self.duration_s))
         return self._last_pos_s
 
     def finished(self, now: float) -> bool:
         """True once the whole file has been sent (or the prompt was stopped)."""
         if self._stopped_at is not None:
             return True
-        return now - self.started_at >= self.duration_s and self.played_s(now) >= self.duration_s - 0.05
+        return now - self.started_at >= self.duration_s and self.played_s(now) >= self.duration_s - _END_SLACK_S
 
     def stop(self, now: float) -> Any:
         """Disconnect from every sink; returns the pjsua object for the caller to drop later."""
