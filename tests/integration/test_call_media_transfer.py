@@ -9,6 +9,7 @@ reported and ends what it must.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -141,3 +142,24 @@ def test_agent_hanging_up_ends_the_customer_call(sipp_uas: Sipp, agents: list[Si
     assert (200, True) in script.transfers
     assert script.hangup == "local" and result.hangup_by == "local"
     assert agent_peer.received("BYE") == [] and len(agent_peer.dialogs()) == 1
+
+
+@pytest.mark.slow  # pjsua ignores the ICMP: the leg ends at the bridge's 30 s ring timeout
+def test_bridge_to_an_unreachable_agent_is_final_and_the_call_goes_on(
+    agents: list[SipAgent], tmp_path: Path
+) -> None:
+    """Nobody listens at the agent's address: the leg's ring timeout gives a final failure; the customer stays."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead = probe.getsockname()[1]  # closed again when the with block ends: nothing listens there
+    customer = start_baresip_callee(tmp_path / "customer")
+    try:
+        agents.append(start_agent(customer.address))
+        script = ScriptedTest(on_answer_do=lambda ctl: ctl.transfer(f"sip:agent@127.0.0.1:{dead}", "bridge"),
+                              until=final_transfer, deadline_s=45.0)
+        result = agents[0].call(customer.uri(), timeout_s=60, script_factory=lambda: script)
+    finally:
+        customer.stop()
+    assert result.answered and not script.timed_out and result.hangup_by == "local"
+    [(status, final)] = [t for t in script.transfers if t[1]]
+    assert final and status >= 400
