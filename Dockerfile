@@ -12,6 +12,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN useradd --create-home --uid 10001 --user-group dialer \
     && install -d -o dialer -g dialer /home/dialer/data  # DIALER_DATA_DIR: a worker's spooled outcomes
 
+# Workers render call flows' `say` prompts with espeak-ng and resample them with sox (worker/prompts.py).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends espeak-ng sox \
+    && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /opt/sip-dialer
 
 # Metadata first: a code change then reuses the dependency layer, which holds the

@@ -23,30 +23,31 @@ from typing import Annotated, Any, Literal
 
 import psycopg
 from fastapi import APIRouter, Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import make_asgi_app
 from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Base64Bytes, Field
 
 from producer.api_export import export_rows
 from producer.campaigns import (
     CampaignNotFound,
     CampaignSpec,
+    FlowSpec,
     IllegalTransition,
     campaign_status,
     change_state,
     create_campaign,
     get_campaign,
     list_campaigns,
-    parse_when,
 )
 from producer.upload.ingest import ingest_bytes
 from producer.web import install as install_web
 from shared.errors import BadUpload, ConfigError, DatabaseUnavailable, DialerError
 from shared.logs import register_secret
-from shared.retry_policy import parse_retry_delays
 
 log = logging.getLogger(__name__)
 
@@ -55,45 +56,20 @@ Action = Literal["start", "pause", "resume", "cancel"]
 _bearer = HTTPBearer(auto_error=False)
 
 
-class CampaignIn(BaseModel):
-    """A campaign to create; the same options as ``dialer campaign create``."""
+class CampaignIn(CampaignSpec):
+    """A campaign to create: the campaign spec's options, with the flow as a JSON document.
 
-    model_config = ConfigDict(extra="forbid")
+    ``flow`` is the same document a flow file holds; ``prompts`` carries the
+    WAVs its play steps name, base64-encoded, by the name the step uses.
+    """
 
-    name: str
-    trunk: str
-    region: str = "CN"
-    tz: str = "Asia/Shanghai"
-    windows: str = ""
-    days: str = "mon-sun"
-    start_at: str | None = Field(default=None, description="ISO 8601; no offset = tz")
-    end_at: str | None = None
-    recur_cron: str | None = None
-    max_attempts: int = 3
-    retry_delays: str | dict[str, float] = Field(default="", description="busy=10m,... or {outcome: seconds}")
-    max_concurrent: int = 10
-    cps: float = 5.0
-    ring_timeout_s: float = 45.0
-    hold_s: float = 0.0
-    allowed_regions: list[str] = Field(default_factory=list)
-    allowed_types: list[str] | None = None
+    flow: dict[str, Any] | None = None  # type: ignore[assignment]  # the document; the spec holds a FlowSpec
+    prompts: dict[str, Base64Bytes] = Field(default_factory=dict)
 
     def to_spec(self) -> CampaignSpec:
-        """The spec :func:`create_campaign` checks; ValueError names a bad time or delay."""
-        delays = self.retry_delays
-        text = delays if isinstance(delays, str) else ",".join(f"{k}={v}s" for k, v in delays.items())
-        extra: dict[str, Any] = {}
-        if self.allowed_types is not None:
-            extra["allowed_types"] = tuple(self.allowed_types)
-        return CampaignSpec(
-            name=self.name, trunk=self.trunk, region=self.region, tz=self.tz, windows=self.windows,
-            days=self.days, recur_cron=self.recur_cron, max_attempts=self.max_attempts,
-            start_at=parse_when(self.start_at, self.tz) if self.start_at else None,
-            end_at=parse_when(self.end_at, self.tz) if self.end_at else None,
-            retry_delays=parse_retry_delays(text), max_concurrent=self.max_concurrent, cps=self.cps,
-            ring_timeout_s=self.ring_timeout_s, hold_s=self.hold_s,
-            allowed_regions=tuple(self.allowed_regions), **extra,
-        )
+        """The spec :func:`create_campaign` checks."""
+        flow = FlowSpec(document=self.flow, prompts=dict(self.prompts)) if self.flow is not None else None
+        return CampaignSpec(**self.model_dump(exclude={"flow", "prompts"}), flow=flow)
 
 
 def require_token(
@@ -124,10 +100,7 @@ def campaigns_list(conn: Db) -> list[dict[str, Any]]:
 
 @router.post("/campaigns", status_code=201)
 def campaigns_create(body: CampaignIn, conn: Db) -> dict[str, Any]:
-    try:
-        spec = body.to_spec()
-    except ValueError as exc:
-        raise ConfigError(f"campaign {body.name!r}: {exc}") from None
+    spec = body.to_spec()
     create_campaign(conn, spec)
     return get_campaign(conn, spec.name).to_json()
 
@@ -239,4 +212,20 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     for kind, _code in _STATUS_BY_ERROR:
         app.add_exception_handler(kind, handle)
+
+    async def unreadable(_request: Request, exc: Exception) -> JSONResponse:
+        """A value our own parsers refused (a time, a delay) is a bad option: 400 with the reason, like the CLI.
+
+        Anything else (an unknown field, a wrong type) stays FastAPI's 422.
+        """
+        assert isinstance(exc, RequestValidationError)
+        ours = [e for e in exc.errors() if e.get("type") == "value_error"]
+        if ours and len(ours) == len(exc.errors()):
+            first = ours[0]
+            field = ".".join(str(p) for p in first["loc"][1:]) or "body"
+            reason = str(first.get("ctx", {}).get("error", first["msg"]))
+            return JSONResponse({"detail": f"{field}: {reason}"}, status_code=400)
+        return JSONResponse({"detail": jsonable_encoder(exc.errors())}, status_code=422)
+
+    app.add_exception_handler(RequestValidationError, unreadable)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -30,18 +30,23 @@ from psycopg import Connection, errors
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from producer.campaign_spec import CampaignSpec, FlowSpec
+from shared.db.prompts import store_wavs
 from shared.errors import ConfigError
+from shared.flow.load import LoadedFlow
+from shared.flow.model import FlowError
 from shared.job_states import JobStatus, Move, check_transition, sources
 from shared.numbers import parse_number_types
-from shared.outcomes import RETRYABLE_OUTCOMES, Outcome
+from shared.outcomes import ANSWERED_OUTCOMES, RETRYABLE_OUTCOMES, Outcome
 from shared.schedule import CallingWindow
 
 if TYPE_CHECKING:  # producer.upload imports this module; importing it back at run time would be a cycle
     from producer.upload.validate import NumberPolicy
 
 __all__ = [
-    "Campaign", "CampaignNotFound", "CampaignSpec", "IllegalTransition", "campaign_status", "change_state",
-    "create_campaign", "get_campaign", "list_campaigns", "parse_when",
+    "Campaign", "CampaignNotFound", "CampaignSpec", "FlowSpec", "IllegalTransition", "campaign_status",
+    "change_state", "check_flow", "create_campaign", "flag_campaign", "get_campaign", "list_campaigns",
+    "parse_when",
 ]
 
 Action = Literal["start", "pause", "resume", "cancel"]
@@ -73,29 +78,6 @@ class IllegalTransition(ConfigError):
 
 
 @dataclass(frozen=True)
-class CampaignSpec:
-    """What an operator asks for; :func:`create_campaign` checks it and stores it."""
-
-    name: str
-    trunk: str
-    region: str = "CN"
-    tz: str = "Asia/Shanghai"
-    windows: str = ""
-    days: str = "mon-sun"
-    start_at: datetime | None = None
-    end_at: datetime | None = None
-    recur_cron: str | None = None
-    max_attempts: int = 3
-    retry_delays: Mapping[Outcome, timedelta] = field(default_factory=dict)
-    max_concurrent: int = 10
-    cps: float = 5.0
-    ring_timeout_s: float = 45.0
-    hold_s: float = 0.0
-    allowed_regions: tuple[str, ...] = ()
-    allowed_types: tuple[str, ...] = ("mobile", "fixed_line", "fixed_line_or_mobile")
-
-
-@dataclass(frozen=True)
 class Campaign:
     """A ``campaigns`` row."""
 
@@ -120,6 +102,9 @@ class Campaign:
     allowed_types: tuple[str, ...]
     created_at: datetime
     updated_at: datetime
+    flow: dict[str, Any] | None = None  # shared.flow Flow.to_json(); None: hold_s, then BYE
+    flagged_reason: str | None = None  # why a worker could not run this campaign's calls
+    flagged_at: datetime | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Campaign:
@@ -136,7 +121,7 @@ class Campaign:
 
     def to_json(self) -> dict[str, Any]:
         data = {k: v for k, v in self.__dict__.items()}
-        for key in ("start_at", "end_at", "created_at", "updated_at"):
+        for key in ("start_at", "end_at", "created_at", "updated_at", "flagged_at"):
             data[key] = data[key].isoformat() if data[key] is not None else None
         data["allowed_regions"] = list(self.allowed_regions)
         data["allowed_types"] = list(self.allowed_types)
@@ -147,8 +132,13 @@ _COLUMNS = tuple(name for name in Campaign.__dataclass_fields__)
 
 
 def create_campaign(conn: Connection[Any], spec: CampaignSpec) -> int:
-    """Check ``spec`` and insert the campaign in state ``draft``; returns its id."""
+    """Check ``spec`` (its flow included) and insert the campaign in state ``draft``; returns its id.
+
+    The flow's WAVs are stored in ``prompts`` in the same transaction, so a
+    campaign never exists without the audio its flow plays.
+    """
     checked = check_spec(spec)
+    loaded = check_flow(spec)
     values = {
         "name": checked.name, "trunk": checked.trunk, "region": checked.region, "tz": checked.tz,
         "windows": checked.windows, "days": checked.days, "start_at": checked.start_at, "end_at": checked.end_at,
@@ -157,6 +147,7 @@ def create_campaign(conn: Connection[Any], spec: CampaignSpec) -> int:
         "max_concurrent": checked.max_concurrent, "cps": checked.cps, "ring_timeout_s": checked.ring_timeout_s,
         "hold_s": checked.hold_s, "allowed_regions": list(checked.allowed_regions),
         "allowed_types": list(checked.allowed_types),
+        "flow": Jsonb(loaded.flow.to_json()) if loaded is not None else None,
     }
     columns = ", ".join(values)
     placeholders = ", ".join(f"%({k})s" for k in values)
@@ -165,6 +156,8 @@ def create_campaign(conn: Connection[Any], spec: CampaignSpec) -> int:
             row = conn.execute(
                 f"INSERT INTO campaigns ({columns}) VALUES ({placeholders}) RETURNING id".encode(), values
             ).fetchone()
+            if loaded is not None:
+                store_wavs(conn, loaded.wavs)
     except errors.UniqueViolation:
         raise ConfigError(f"a campaign named {spec.name!r} already exists; pick another name") from None
     assert row is not None
@@ -179,6 +172,26 @@ def get_campaign(conn: Connection[Any], name: str) -> Campaign:
     if row is None:
         raise CampaignNotFound(f"no campaign named {name!r}; `dialer campaign list` shows them")
     return Campaign.from_row(row)
+
+
+def check_flow(spec: CampaignSpec) -> LoadedFlow | None:
+    """The spec's flow loaded and validated, or FlowError naming the campaign, step and problem."""
+    if spec.flow is None:
+        return None
+    try:
+        return spec.flow.load()
+    except FlowError as exc:
+        raise FlowError(f"campaign {spec.name!r}: {exc}") from None
+
+
+def flag_campaign(conn: Connection[Any], campaign_id: int, reason: str | None) -> None:
+    """Record (or, with None, clear) why a worker could not run this campaign's calls."""
+    with conn.transaction():
+        conn.execute(
+            "UPDATE campaigns SET flagged_reason = %s, flagged_at = CASE WHEN %s::text IS NULL THEN NULL"
+            " ELSE now() END, updated_at = now() WHERE id = %s",
+            (reason, reason, campaign_id),
+        )
 
 
 def list_campaigns(conn: Connection[Any]) -> list[Campaign]:
@@ -239,11 +252,11 @@ def campaign_status(conn: Connection[Any], name: str) -> dict[str, Any]:
     }
     row = conn.execute(
         "SELECT count(DISTINCT (job_id, attempt)),"
-        "       count(DISTINCT (job_id, attempt)) FILTER (WHERE outcome = 'answered'),"
+        "       count(DISTINCT (job_id, attempt)) FILTER (WHERE outcome = ANY(%s)),"
         "       count(DISTINCT (job_id, attempt)) FILTER (WHERE coalesce(end_at, created_at) > now() - %s),"
         "       extract(epoch FROM now() - min(coalesce(end_at, created_at)))"
         " FROM call_attempts WHERE campaign_id = %s",
-        (PACE_WINDOW, campaign.id),
+        (sorted(o.value for o in ANSWERED_OUTCOMES), PACE_WINDOW, campaign.id),
     ).fetchone()
     assert row is not None
     attempts, answered, recent, since_first = int(row[0]), int(row[1]), int(row[2]), row[3]
@@ -265,6 +278,7 @@ def campaign_status(conn: Connection[Any], name: str) -> dict[str, Any]:
         "answer_rate": round(answered / attempts, 4) if attempts else None,
         "pace_per_min": round(pace * 60, 2),
         "eta_s": eta,
+        "flagged_reason": campaign.flagged_reason,
     }
 
 
@@ -328,8 +342,9 @@ def _checked(spec: CampaignSpec) -> CampaignSpec:  # noqa: C901  # one flat list
     if unknown:
         raise ValueError(f"allow-regions: unknown region(s) {', '.join(unknown)}")
     types = tuple(sorted(t.value for t in parse_number_types(",".join(spec.allowed_types))))
-    return replace(spec, name=name, region=region, start_at=start_at, end_at=end_at,
-                   allowed_regions=regions, allowed_types=types, windows=spec.windows.strip())
+    return spec.model_copy(update={"name": name, "region": region, "start_at": start_at, "end_at": end_at,
+                                   "allowed_regions": regions, "allowed_types": types,
+                                   "windows": spec.windows.strip()})
 
 
 def _aware(value: datetime | None, tz: str) -> datetime | None:

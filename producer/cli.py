@@ -15,6 +15,7 @@ import typer
 
 from producer.campaigns import (
     CampaignSpec,
+    FlowSpec,
     campaign_status,
     change_state,
     create_campaign,
@@ -64,6 +65,8 @@ def campaign_create(
     hold: Annotated[str, typer.Option(help="Stay on answered calls for, e.g. 0s or 20s.")] = "0s",
     allow_regions: Annotated[str, typer.Option(help="Regions numbers may be in, e.g. CN,HK (default: --region).")] = "",
     allow_types: Annotated[str, typer.Option(help="Number types to dial.")] = "mobile,fixed_line",
+    flow: Annotated[Path | None, typer.Option(
+        help="Call flow run on answer: a TOML, YAML or JSON file (WAV paths relative to it).")] = None,
 ) -> None:
     """Create a campaign in state draft (upload numbers, then `dialer campaign start`)."""
     spec = CampaignSpec(
@@ -75,13 +78,15 @@ def campaign_create(
         hold_s=_parse("--hold", parse_duration, hold).total_seconds(),
         allowed_regions=tuple(r for r in allow_regions.split(",") if r.strip()),
         allowed_types=tuple(t for t in allow_types.split(",") if t.strip()),
+        flow=FlowSpec.from_file(flow) if flow is not None else None,
     )
     with database() as conn:
         campaign_id = create_campaign(conn, spec)
         known = {row[0] for row in conn.execute("SELECT name FROM trunks")}
     if trunk not in known | _configured_trunks():
         typer.echo(f"warning: trunk {trunk!r} is not configured yet; calls wait until it is", err=True)
-    typer.echo(f"created campaign {name!r} (id {campaign_id}, draft); next: dialer upload {name} FILE, "
+    with_flow = f", flow {flow.name}" if flow is not None else ""
+    typer.echo(f"created campaign {name!r} (id {campaign_id}, draft{with_flow}); next: dialer upload {name} FILE, "
                f"then dialer campaign start {name}")
 
 
@@ -152,6 +157,8 @@ def campaign_status_cmd(name: Annotated[str, typer.Argument(help="Campaign name.
     typer.echo("  outcomes: " + (", ".join(f"{k} {v}" for k, v in status["outcomes"].items()) or "none"))
     typer.echo(f"  attempts: {status['attempts']}, answered {status['answered']} ({rate}), "
                f"pace {status['pace_per_min']}/min, {status['remaining']} to go, ETA {eta}")
+    if status.get("flagged_reason"):
+        typer.echo(f"  flagged:  {status['flagged_reason']}")
 
 
 def _duration(seconds: float) -> str:

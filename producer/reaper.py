@@ -56,7 +56,7 @@ _REOPENED_TO = check_transition(Move.REOPEN, JobStatus.PENDING).value
 
 @dataclass(frozen=True, slots=True)
 class ReaperConfig:
-    lease_grace_s: float = 60.0     # past lease_until before a dialing job counts as lost
+    lease_grace_s: float = 15.0     # past lease_until before a dialing job counts as lost (live calls renew)
     requeue_after_s: float = 60.0   # in queued this long means the message was lost
     batch: int = 500                # rows per pass, so one pass stays short
 

@@ -74,6 +74,26 @@ CAMPAIGN_OPEN = Gauge(
     ["campaign"],
     multiprocess_mode="livemax",
 )
+# Call flows (issue 11): what answered calls did.
+_FIRST_AUDIO_BUCKETS = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1, 2, 5)
+FLOW_OUTCOMES = Counter(
+    "dialer_flow_outcomes_total", "Answered calls that ran a flow, by business outcome.", ["campaign", "outcome"]
+)
+FLOW_STEPS = Counter(
+    "dialer_flow_steps_total", "Flow steps taken, by action and result.", ["campaign", "action", "result"]
+)
+TRANSFERS = Counter(
+    "dialer_transfers_total", "Transfers by result (transferred, failed) and final SIP code.",
+    ["campaign", "result", "code"],
+)
+DTMF_DIGITS = Counter("dialer_dtmf_digits_total", "DTMF digits received during flows.", ["campaign"])
+FIRST_AUDIO = Histogram(
+    "dialer_first_audio_seconds", "200 OK to the first RTP packet of prompt audio sent.", ["campaign"],
+    buckets=_FIRST_AUDIO_BUCKETS,
+)
+PROMPT_UNAVAILABLE = Counter(
+    "dialer_prompt_unavailable_total", "Jobs given back undialled because a prompt could not be had.", ["campaign"]
+)
 UPLOAD_ROWS = Counter("dialer_upload_rows_total", "Uploaded rows by result.", ["result"])
 
 

@@ -47,6 +47,12 @@ class Outcome(StrEnum):
     WORKER_LOST = "worker_lost"
     CANCELLED = "cancelled"
     SKIPPED_DNC = "skipped_dnc"
+    # What an answered call's flow achieved (shared/flow/outcome.py); all final.
+    TRANSFERRED = "transferred"
+    TRANSFER_FAILED = "transfer_failed"
+    OPTED_OUT = "opted_out"
+    MESSAGE_PLAYED = "message_played"
+    ABANDONED = "abandoned"
 
 
 class Action(StrEnum):
@@ -91,6 +97,11 @@ TRANSIENT_FAILURES = frozenset(
 )
 BUSY = frozenset({SipStatus.BUSY_HERE, SipStatus.BUSY_EVERYWHERE})
 
+# Outcomes of a call somebody answered (the answer-rate numerator).
+ANSWERED_OUTCOMES = frozenset(
+    {Outcome.ANSWERED, Outcome.TRANSFERRED, Outcome.TRANSFER_FAILED, Outcome.OPTED_OUT, Outcome.MESSAGE_PLAYED,
+     Outcome.ABANDONED}
+)
 # Outcomes that are rescheduled by the campaign's retry policy while attempts remain.
 RETRYABLE_OUTCOMES = frozenset({Outcome.BUSY, Outcome.NO_ANSWER, Outcome.TRANSIENT, Outcome.WORKER_LOST})
 

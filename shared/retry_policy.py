@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 
 from shared.job_states import JobStatus
-from shared.outcomes import RETRYABLE_OUTCOMES, Outcome
+from shared.outcomes import ANSWERED_OUTCOMES, RETRYABLE_OUTCOMES, Outcome
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
@@ -28,7 +28,7 @@ DEFAULT_DELAYS: Mapping[Outcome, timedelta] = MappingProxyType(
         Outcome.WORKER_LOST: timedelta(minutes=2),
     }
 )
-COMPLETED_OUTCOMES = frozenset({Outcome.ANSWERED, Outcome.REJECTED})
+COMPLETED_OUTCOMES = ANSWERED_OUTCOMES | {Outcome.REJECTED}
 
 
 def parse_duration(text: str) -> timedelta:

@@ -200,7 +200,7 @@ class Settings(BaseSettings):
     sip_bind_address: str | None = None
     sip_public_address: str | None = None
     rtp_port_range: str | None = None
-    lease_grace_s: float = Field(default=60.0, gt=0)
+    lease_grace_s: float = Field(default=15.0, gt=0)  # leases of live calls are renewed every 5 s (worker/lease.py)
 
     # Fleet-wide toll-fraud caps.
     fleet_max_cps: float = Field(default=200.0, gt=0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -51,9 +52,14 @@ def call_command(
     ring_timeout: Annotated[float, typer.Option(help="Seconds to let it ring before CANCEL.")] = 45.0,
     hold: Annotated[float, typer.Option(help="Seconds to hold an answered call before BYE.")] = 0.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of the ladder.")] = False,
+    flow: Annotated[Path | None, typer.Option(help="Run this call flow (TOML/YAML/JSON) on answer.")] = None,
+    var: Annotated[list[str] | None, typer.Option(help="name=value for the flow's {placeholders}; repeatable.")]
+    = None,
 ) -> None:
     """Register the trunk, dial NUMBER through its variants and print the SIP ladder; exit 0 only if answered."""
     from shared.numbers import dial_variants, normalise
+    from shared.outcomes import ANSWERED_OUTCOMES
+    from worker import diagnostic_flow
     from worker.diagnostic import run_diagnostic_call
     from worker.runtime import network_of
 
@@ -61,10 +67,14 @@ def call_command(
     chosen = cfg.trunk(trunk)
     parsed = normalise(number, cfg.default_region)
     variants = dial_variants(parsed, cfg.default_region, chosen.variant_order)
+    ready = None
+    if flow is not None:  # every prompt on disk before the INVITE: never a silent call
+        ready = diagnostic_flow.prepare(flow, diagnostic_flow.parse_vars(var or []), cfg.data_dir)
     report = run_diagnostic_call(chosen, variants, ring_timeout_s=ring_timeout, hold_s=hold,
-                                 echo=None if as_json else typer.echo, network=network_of(cfg))
+                                 echo=None if as_json else typer.echo, flow=ready,
+                                 network=network_of(cfg))
     if as_json:
         typer.echo(json.dumps(report, ensure_ascii=False))
-    raise typer.Exit(0 if report["outcome"] == "answered" else 1)
+    raise typer.Exit(0 if report["outcome"] in ANSWERED_OUTCOMES else 1)
 
 

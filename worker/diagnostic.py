@@ -17,11 +17,12 @@ holds the password or a digest header: only codes and reason phrases.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from shared.numbers import DialVariant
 from shared.settings import Trunk
+from worker.diagnostic_flow import DiagnosticFlow, flow_lines
 from worker.dialing import Try, dial_number
 from worker.runtime import account_for
 from worker.sip import CallResult, RegistrationResult, SipAgent
@@ -79,8 +80,13 @@ def run_diagnostic_call(
     hold_s: float,
     echo: Callable[[str], None] | None = None,
     network: NetworkSettings | None = None,
+    flow: DiagnosticFlow | None = None,
 ) -> dict[str, Any]:
-    """Register, dial, hang up; return the ladder as a dict (and print it line by line if ``echo``)."""
+    """Register, dial, hang up; return the ladder as a dict (and print it line by line if ``echo``).
+
+    With a ``flow``, an answered call runs it instead of the hold; the flow's
+    steps follow the ladder, and the outcome is the flow's business outcome.
+    """
     say = echo or (lambda _line: None)
     account = account_for(trunk, network=network)
     registrar = account.registrar_uri()
@@ -101,11 +107,26 @@ def run_diagnostic_call(
         def show(done: Try) -> None:
             say(try_line(done))
 
-        report = dial_number(agent, variants, ring_timeout_s=ring_timeout_s, hold_s=hold_s, on_try=show)
+        report = dial_number(agent, variants, ring_timeout_s=ring_timeout_s,
+                             hold_s=flow.flow.max_duration_s if flow is not None else hold_s, on_try=show,
+                             script_factory=flow.factory if flow is not None else None)
         if report.config_error:  # a trunk without REGISTER meets the certificate problem on its first INVITE
             raise CertificateRejected(report.config_error)
-        say(f"outcome: {report.outcome.value}")
-        return {"registration": reg, "attempts": [try_record(t) for t in report.tries],
-                "outcome": report.outcome.value}
+        outcome = report.outcome.value
+        record: dict[str, Any] = {"registration": reg, "attempts": [try_record(t) for t in report.tries]}
+        if flow is not None:
+            ran: Mapping[str, Any] | None = next(
+                (t.result.flow for t in report.tries if t.result.flow is not None), None)
+            steps = (ran or {}).get("steps")
+            record["flow"] = list(steps) if isinstance(steps, list) else []
+            if ran is not None:
+                for line in flow_lines(ran):
+                    say(line)
+                outcome = str(ran.get("outcome") or outcome)
+                record["first_audio_s"] = ran.get("first_audio_s")
+                if ran.get("error"):
+                    record["flow_error"] = ran["error"]
+        say(f"outcome: {outcome}")
+        return {**record, "outcome": outcome}
     finally:
         agent.stop(grace_s=2)

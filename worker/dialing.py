@@ -51,6 +51,7 @@ from shared.errors import RetryableError
 from shared.numbers import DialVariant, VariantKind
 from shared.outcomes import Action, Classification, Outcome, classify
 from worker.sip import CallResult, RegistrationResult
+from worker.sip.agent import ScriptFactory
 from worker.sip.errors import CallTimedOut, CertificateRejected
 
 TRANSIENT_TRIES = 3
@@ -64,7 +65,8 @@ _SETTLING = (Action.COMPLETE, Action.RETRY_LATER)
 
 
 class CallPlacer(Protocol):
-    def call(self, uri: str, *, ring_timeout_s: float, hold_s: float, timeout_s: float | None = None) -> CallResult: ...
+    def call(self, uri: str, *, ring_timeout_s: float, hold_s: float, timeout_s: float | None = None,
+             script_factory: ScriptFactory | None = None) -> CallResult: ...
 
     def reregister(self, timeout_s: float = 10) -> RegistrationResult: ...
 
@@ -148,12 +150,15 @@ def dial_number(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     abort_wait_s: float | None = None,
+    script_factory: ScriptFactory | None = None,
 ) -> AttemptReport:
     """Dial ``variants`` in order until one gives a non-format outcome; report every try.
 
-    ``deadline`` is a ``clock()`` instant (the job's lease, less a margin) after
-    which no new INVITE starts and no call may still be live. ``abort_wait_s``
-    bounds the wait for a timed-out call to be over.
+    ``deadline`` is a ``clock()`` instant (the job's time budget, less a margin)
+    after which no new INVITE starts and no call may still be live.
+    ``hold_s`` is the longest an answered call lasts: the hold, or with a
+    ``script_factory`` (a flow run on answer) the flow's maximum duration.
+    ``abort_wait_s`` bounds the wait for a timed-out call to be over.
     """
     report = AttemptReport()
     if abort_wait_s is None:
@@ -163,7 +168,7 @@ def dial_number(
         variant = variants[position]
         try:
             tries = _try_variant(placer, variant, report, ring_timeout_s, hold_s, deadline, on_try, clock, sleep,
-                                 abort_wait_s)
+                                 abort_wait_s, script_factory)
         except _PlacedCallTimedOut as lost:
             report.timed_out = True
             settled = lost.done.classification.action in _SETTLING
@@ -211,6 +216,7 @@ def _try_variant(
     clock: Callable[[], float],
     sleep: Callable[[float], None],
     abort_wait_s: float,
+    script_factory: ScriptFactory | None = None,
 ) -> int | None:
     """Place one variant, retrying transient failures; None when the lease has no room left."""
     uri = placer.uri_for(variant.digits)
@@ -221,8 +227,10 @@ def _try_variant(
         if remaining is not None and remaining < needed:
             return None
         started_at = datetime.now(UTC)
+        # Only a flow call names its script, so placers written before flows keep working.
+        flow: dict[str, ScriptFactory] = {"script_factory": script_factory} if script_factory is not None else {}
         try:
-            result = placer.call(uri, ring_timeout_s=ring_timeout_s, hold_s=hold_s, timeout_s=remaining)
+            result = placer.call(uri, ring_timeout_s=ring_timeout_s, hold_s=hold_s, timeout_s=remaining, **flow)
         except CallTimedOut as exc:
             late = settle_timed_out(exc, started_at=started_at, wait_s=abort_wait_s)  # or the refusal
             raise _PlacedCallTimedOut(record(late)) from None

@@ -27,11 +27,14 @@ from shared.job_states import JobStatus
 from shared.numbers import NormalisedNumber, dial_variants, preferred_first
 from shared.outcomes import Outcome
 from shared.retry_policy import JobDecision, decide
-from worker import redis_state, spool, store
+from worker import flow_job, redis_state, spool, store
 from worker.dialing import SETUP_MARGIN_S, TRANSIENT_BUDGET_S, AttemptReport, Try, dial_number
+from worker.lease import LeaseKeeper, renew_lease
 from worker.precheck import PreDialFacts, Verdict, check_before_dial
+from worker.prompts import PromptUnavailable
 from worker.runtime import WorkerRuntime
 from worker.sip import CallResult, RegistrationResult
+from worker.sip.agent import ScriptFactory
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +50,8 @@ _stopping_since: list[float] = []
 CLAIM_PATIENCE_S = 30.0
 # Lease beyond ring timeout + hold: set-up of up to four variants, transient backoff, grace.
 LEASE_EXTRA_S = 4 * SETUP_MARGIN_S + 2 * TRANSIENT_BUDGET_S
+# Beyond ring time and the flow's longest run, what a flow job may spend on set-up, variants and backoff.
+FLOW_JOB_MARGIN_S = 4 * SETUP_MARGIN_S + 2 * TRANSIENT_BUDGET_S
 # The last call must be over this long before the lease ends.
 LEASE_SAFETY_S = 5.0
 
@@ -79,12 +84,7 @@ def run_dial_job(rt: WorkerRuntime, job_id: int) -> str:
             rt.gate.close(reg.reason)  # a configuration error: stop taking the trunk's jobs, as after 401s
         raise NotRegistered(rt.trunk.name)
 
-    def claim() -> store.ClaimedJob | None:
-        with rt.pool.connection() as conn:
-            # The reaper waits lease_grace_s past the lease; the lease itself covers only the call.
-            return store.claim(conn, job_id, rt.name, LEASE_EXTRA_S)
-
-    job = _db_retry(CLAIM_PATIENCE_S)(claim)
+    job = _db_retry(CLAIM_PATIENCE_S)(lambda: _claim(rt, job_id))
     if job is None:
         metrics.DUPLICATE_DELIVERIES.labels(rt.trunk.name).inc()
         log.info("job %s: not claimable (duplicate delivery or no longer queued); dropped", job_id)
@@ -96,20 +96,28 @@ def run_dial_job(rt: WorkerRuntime, job_id: int) -> str:
         log.info("job %s: %s (%s)", job_id, verdict.verdict.value, verdict.reason)
         return verdict.verdict.value
 
-    report = _dial(rt, job, verdict.number)
-    _record(rt, job, report)
+    dialled = _dial_with_flow(rt, job, verdict.number)
+    if dialled is None:
+        return "prompt_unavailable"
+    report, rows, flow_facts = dialled
+    _record(rt, job, report, rows)
     _count(rt, job, report)
+    if flow_facts is not None:
+        flow_job.count_flow(job.campaign, flow_facts)
+    _close_gate_if_refused(rt, report)
+    return report.outcome.value
+
+
+def _close_gate_if_refused(rt: WorkerRuntime, report: AttemptReport) -> None:
     if report.auth_failed and rt.gate is not None:
         rt.gate.close("INVITE rejected with an auth failure after a re-register")
     if report.config_error and rt.gate is not None:  # e.g. the trunk's certificate is not trusted
         rt.gate.close(report.config_error)
-    return report.outcome.value
 
 
-def _record(rt: WorkerRuntime, job: store.ClaimedJob, report: AttemptReport) -> None:
+def _record(rt: WorkerRuntime, job: store.ClaimedJob, report: AttemptReport, rows: list[store.TryRow]) -> None:
     """Write the attempt's tries and the job's next state in one transaction, or spool them to disk."""
     decision = decide(report.outcome, job.attempt, job.policy, datetime.now(UTC))
-    rows = [to_row(t) for t in report.tries]
 
     def record() -> bool:
         with rt.pool.connection(timeout=5.0) as conn:
@@ -149,6 +157,20 @@ def _record_or_spool(record: Callable[[], bool]) -> bool | None:
             delay = min(delay * 2, 10.0)
 
 
+def _claim(rt: WorkerRuntime, job_id: int) -> store.ClaimedJob | None:
+    """Claim the job; None when another delivery has it.
+
+    The reaper waits lease_grace_s past the lease. The claim's lease covers the whole call; it is cut to a
+    short renewable one at once (LeaseKeeper renews it while the job runs), so a process killed right after
+    its claim is found in seconds, not when its call could have ended.
+    """
+    with rt.pool.connection() as conn:
+        job = store.claim(conn, job_id, rt.name, LEASE_EXTRA_S)
+        if job is not None:
+            renew_lease(conn, job.job_id, rt.name)
+        return job
+
+
 def _facts(job: store.ClaimedJob) -> PreDialFacts:
     return PreDialFacts(
         campaign_state=job.campaign_state, on_dnc=job.on_dnc, e164=job.e164, region=job.region,
@@ -181,10 +203,12 @@ class _MeteredPlacer:
         self._agent = rt.agent
         self._live = metrics.LIVE_CALLS.labels(rt.trunk.name, rt.name)
 
-    def call(self, uri: str, *, ring_timeout_s: float, hold_s: float, timeout_s: float | None = None) -> CallResult:
+    def call(self, uri: str, *, ring_timeout_s: float, hold_s: float, timeout_s: float | None = None,
+             script_factory: ScriptFactory | None = None) -> CallResult:
         self._live.inc()
         try:
-            return self._agent.call(uri, ring_timeout_s=ring_timeout_s, hold_s=hold_s, timeout_s=timeout_s)
+            return self._agent.call(uri, ring_timeout_s=ring_timeout_s, hold_s=hold_s, timeout_s=timeout_s,
+                                    script_factory=script_factory)
         finally:
             self._live.dec()
 
@@ -195,10 +219,53 @@ class _MeteredPlacer:
         return self._agent.uri_for(user_part)
 
 
-def _dial(rt: WorkerRuntime, job: store.ClaimedJob, number: NormalisedNumber) -> AttemptReport:
+def _dial_with_flow(
+    rt: WorkerRuntime, job: store.ClaimedJob, number: NormalisedNumber
+) -> tuple[AttemptReport, list[store.TryRow], flow_job.FlowFacts | None] | None:
+    """Dial with the campaign's flow (if any) under a renewed lease; None when a prompt kept the call from leaving."""
+    try:  # every prompt on this host before the INVITE, or no call at all
+        plan = flow_job.prepare_flow(job.flow, job.metadata, rt.settings.data_dir, rt.pool, e164=job.e164,
+                                     campaign=job.campaign)
+    except PromptUnavailable as exc:
+        reason = str(exc)
+        _db_retry(RECORD_PATIENCE_S)(lambda: _give_back(rt, job, reason))
+        log.warning("job %s: no call placed: %s", job.job_id, reason)
+        return None
+    with LeaseKeeper(rt.pool, job.job_id, rt.name):
+        report = _dial(rt, job, number, plan)
+        if plan is not None and plan.opt_out is not None:
+            plan.opt_out.wait()
+    rows = [to_row(t) for t in report.tries]
+    return report, rows, _apply_flow(report, rows)
+
+
+def _give_back(rt: WorkerRuntime, job: store.ClaimedJob, reason: str) -> bool:
+    with rt.pool.connection() as conn:
+        return flow_job.give_back(conn, job, rt.name, reason)
+
+
+def _apply_flow(report: AttemptReport, rows: list[store.TryRow]) -> flow_job.FlowFacts | None:
+    """The answered try's flow decides the attempt's business outcome and fills its CDR columns."""
+    for index, done in enumerate(report.tries):
+        if done.result.answered and done.result.flow is not None:
+            facts = flow_job.flow_facts(done.result.flow, report.outcome)
+            rows[index] = flow_job.with_flow(rows[index], facts)
+            report.outcome = facts.outcome
+            return facts
+    return None
+
+
+def _dial(
+    rt: WorkerRuntime, job: store.ClaimedJob, number: NormalisedNumber, plan: flow_job.FlowPlan | None = None
+) -> AttemptReport:
     remembered = redis_state.preferred_variant(rt.redis, rt.trunk.name, number.country_code)
     variants = preferred_first(dial_variants(number, job.region, rt.trunk.variant_order), remembered)
-    deadline = time.monotonic() + (job.lease_until - job.claimed_at).total_seconds() - LEASE_SAFETY_S
+    # A flow job's time budget is its own (ring, the flow's longest run, set-up of every variant): the
+    # LeaseKeeper renews the lease for as long as the call is live. A plain hold keeps to its claim's lease.
+    flow_s = plan.max_after_answer_s if plan is not None else 0.0
+    budget_s = (job.ring_timeout_s + flow_s + FLOW_JOB_MARGIN_S if plan is not None
+                else (job.lease_until - job.claimed_at).total_seconds())
+    deadline = time.monotonic() + budget_s - LEASE_SAFETY_S
     trunk = rt.trunk.name
     first = [True]
 
@@ -218,8 +285,9 @@ def _dial(rt: WorkerRuntime, job: store.ClaimedJob, number: NormalisedNumber) ->
         log.info("job %s try %s %s -> %s %s (%s)", job.job_id, done.index, done.variant.kind.value,
                  result.status, result.reason, done.outcome.value, extra={"call_id": result.call_id})
 
-    report = dial_number(_MeteredPlacer(rt), variants, ring_timeout_s=job.ring_timeout_s, hold_s=job.hold_s,
-                         deadline=deadline, on_try=on_try)
+    report = dial_number(_MeteredPlacer(rt), variants, ring_timeout_s=job.ring_timeout_s,
+                         hold_s=flow_s if plan is not None else job.hold_s, deadline=deadline, on_try=on_try,
+                         script_factory=plan.factory if plan is not None else None)
     if report.accepted_variant is not None:
         redis_state.remember_variant(rt.redis, trunk, number.country_code, report.accepted_variant)
     return report

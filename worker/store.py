@@ -32,7 +32,7 @@ UPDATE dial_jobs AS j
 RETURNING j.id AS job_id, j.campaign_id, j.e164, j.attempts, j.due_at, j.lease_until, j.metadata,
           c.name AS campaign, c.trunk, c.state AS campaign_state, c.region, c.tz, c.windows, c.days,
           c.start_at, c.end_at, c.ring_timeout_s, c.hold_s, c.max_attempts, c.retry_delays,
-          c.allowed_regions, c.allowed_types,
+          c.allowed_regions, c.allowed_types, c.flow,
           EXISTS (SELECT 1 FROM dnc WHERE dnc.e164 = j.e164) AS on_dnc,
           now() AS claimed_at
 """
@@ -59,10 +59,12 @@ UPDATE dial_jobs
 _INSERT_TRY = """
 INSERT INTO call_attempts (job_id, campaign_id, attempt, try_index, trunk, variant, dialled_uri, sip_call_id,
                            status_code, reason, provisional, invite_at, first_provisional_at, answer_at, end_at,
-                           duration_s, hangup_by, outcome, worker)
+                           duration_s, hangup_by, outcome, worker, flow_steps, digits, transfer_target,
+                           transfer_status, recording, first_audio_s)
 VALUES (%(job_id)s, %(campaign_id)s, %(attempt)s, %(try_index)s, %(trunk)s, %(variant)s, %(uri)s, %(call_id)s,
         %(status)s, %(reason)s, %(provisional)s, %(invite_at)s, %(first_provisional_at)s, %(answer_at)s,
-        %(end_at)s, %(duration_s)s, %(hangup_by)s, %(outcome)s, %(worker)s)
+        %(end_at)s, %(duration_s)s, %(hangup_by)s, %(outcome)s, %(worker)s, %(flow_steps)s, %(digits)s,
+        %(transfer_target)s, %(transfer_status)s, %(recording)s, %(first_audio_s)s)
 ON CONFLICT (job_id, attempt, try_index) DO NOTHING
 """
 
@@ -95,6 +97,7 @@ class ClaimedJob:
     allowed_types: Sequence[str]
     on_dnc: bool
     metadata: Mapping[str, Any]
+    flow: Mapping[str, Any] | None = None  # the campaign's flow (shared.flow Flow.to_json()), if any
 
     @property
     def policy(self) -> RetryPolicy:
@@ -119,6 +122,13 @@ class TryRow:
     duration_s: float | None
     hangup_by: str | None
     outcome: Outcome
+    # What the flow of an answered call did (worker/flow_job.py FlowFacts).
+    flow_steps: list[dict[str, Any]] | None = None
+    digits: str | None = None
+    transfer_target: str | None = None
+    transfer_status: int | None = None
+    recording: str | None = None
+    first_audio_s: float | None = None
 
 
 def claim(conn: psycopg.Connection[Any], job_id: int, worker: str, extra_s: float) -> ClaimedJob | None:
@@ -176,6 +186,9 @@ def _try_params(job: ClaimedJob, worker: str, row: TryRow) -> dict[str, Any]:
         "invite_at": row.invite_at, "first_provisional_at": row.first_provisional_at, "answer_at": row.answer_at,
         "end_at": row.end_at, "duration_s": row.duration_s, "hangup_by": row.hangup_by,
         "outcome": row.outcome.value, "worker": worker,
+        "flow_steps": Jsonb(row.flow_steps) if row.flow_steps is not None else None, "digits": row.digits,
+        "transfer_target": row.transfer_target, "transfer_status": row.transfer_status, "recording": row.recording,
+        "first_audio_s": row.first_audio_s,
     }
 
 

@@ -24,7 +24,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any, BinaryIO
@@ -39,6 +39,7 @@ from producer.upload.sniff import SAMPLE_BYTES, Sniffed, find_phone_column, snif
 from producer.upload.store import UploadStore, earlier_uploads
 from producer.upload.validate import Columns, Reject
 from shared.errors import BadUpload, ConfigError
+from shared.flow import Flow, FlowError, check_columns
 from shared.metrics import UPLOAD_ROWS
 from shared.settings import Settings
 
@@ -160,6 +161,7 @@ def _ingest(
     policy = campaign.number_policy()
     report: RejectReport | None = None
     with open_upload(stream, filename, phone_column) as parsed:
+        _check_flow_columns(campaign, parsed.table.header, filename)
         try:
             with conn.transaction():
                 store = UploadStore.begin(conn, campaign.id, filename, parsed.sha256)
@@ -175,6 +177,17 @@ def _ingest(
             raise
     _count_metrics(counts)
     return _summary(campaign, parsed, store.upload_id, counts, error_report, seen, time.perf_counter() - started)
+
+
+def _check_flow_columns(campaign: Campaign, header: Sequence[str], filename: str) -> None:
+    """The campaign's say texts may only name columns this file has: one BadUpload before any row is stored."""
+    if campaign.flow is None:
+        return
+    try:
+        check_columns(Flow.from_json(campaign.flow), (name.strip().replace("\ufeff", "") for name in header),
+                      where=f"campaign {campaign.name!r} flow")
+    except FlowError as exc:
+        raise BadUpload(f"{filename}: {exc}") from None
 
 
 def pump(

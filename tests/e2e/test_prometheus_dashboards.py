@@ -73,7 +73,20 @@ GAUGE_S = 45.0
 
 # (dashboard, panel title) -> why the run cannot give it a finite value. Each must still parse.
 # Empty: the run above produces data for every panel. Add here only with a reason a reader can check.
-EXPECTED_WITHOUT_DATA: Mapping[tuple[str, str], str] = {}
+# This run dials without a call flow (hold_s); flows' metrics and panels are pinned by
+# tests/integration/test_dial_job_flow.py and tests/unit/test_dashboards.py instead.
+_FLOW_ONLY = "the live run's campaign has no call flow"
+EXPECTED_WITHOUT_DATA: Mapping[tuple[str, str], str] = {
+    ("campaign-overview.json", "Flow outcomes per minute"): _FLOW_ONLY,
+    ("campaign-overview.json", "Answer to first prompt audio (p50, p99)"): _FLOW_ONLY,
+    ("campaign-overview.json", "Transfers per minute by result and code"): _FLOW_ONLY,
+    ("campaign-overview.json", "DTMF digits and gather results per minute"): _FLOW_ONLY,
+}
+FLOW_ONLY_SERIES = frozenset({
+    "dialer_flow_outcomes_total", "dialer_flow_steps_total", "dialer_transfers_total", "dialer_dtmf_digits_total",
+    "dialer_first_audio_seconds_bucket", "dialer_first_audio_seconds_sum", "dialer_first_audio_seconds_count",
+    "dialer_prompt_unavailable_total",
+})
 
 
 @dataclass(frozen=True)
@@ -293,7 +306,7 @@ def test_every_dashboard_panel_returns_data_from_a_live_run(
         # Every series shared/metrics.py exports has data, so "no data" below is the panel's fault, not the run's.
         # (_created is not exported in multiprocess mode, and no panel reads it.)
         silent = [name for name in sorted(exported_series()) if not name.endswith("_created")
-                  and not prom.query(f"count({name})").finite()]
+                  and name not in FLOW_ONLY_SERIES and not prom.query(f"count({name})").finite()]
         assert silent == [], f"the run produced no series for {silent}"
         panels = [(dashboard, title, prom.query(expr)) for dashboard, title, expr in iter_panel_queries()]
         alerts = [(name, prom.query(expr)) for name, expr in iter_alert_exprs()]

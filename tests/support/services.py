@@ -29,7 +29,7 @@ from shared.embedded import embedded_postgres, embedded_redis
 LOCAL_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 LOCAL_REDIS = "redis://127.0.0.1:6379/0"
 
-TABLES = ("call_attempts", "upload_rejects", "dial_jobs", "uploads", "dnc", "campaigns", "trunks")
+TABLES = ("call_attempts", "upload_rejects", "dial_jobs", "uploads", "dnc", "campaigns", "trunks", "prompts")
 
 
 def _answers(port: int) -> bool:

@@ -1,0 +1,366 @@
+"""The flow engine: ``(state, event) -> (state, actions)``, pure.
+
+The runner on the SIP thread turns pjsua2 callbacks into :data:`Event` values
+and carries out the returned :data:`Action` values through its media control;
+this module decides, and knows nothing of SIP. States are small frozen
+dataclasses, so a test drives a whole call with a list of events and compares
+what came out, and hypothesis can throw arbitrary event orders at it.
+
+One step at a time, in phases::
+
+    between    moving on from a step that has finished (nothing plays)
+    playing    a play/say prompt (or a gather's prompt) is being sent
+    gathering  waiting for digits; the first digit stops the prompt (barge-in)
+    pausing    a pause step's timer
+    transfer   REFER / bridge sent, waiting for its final status
+    bridged    the agent's leg is joined; the call ends when someone hangs up
+    recording  a "message" recording, until it reports or max_s passes
+    done       the flow is over (we hung up, or the callee did)
+
+Keys pressed while a play/say step (or a pause) runs are kept as type-ahead:
+the next gather takes them at once instead of playing its prompt, as a
+customer who presses 1 during the offer expects.
+
+Every step taken becomes a :class:`Entry` of the flow log, with its time
+since answer; play/say entries say how much was heard, gather entries the
+digits, transfer entries the final status.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from shared.flow.model import Flow, Step
+
+TRANSFER_TIMEOUT_S = 30.0  # no final NOTIFY / agent answer by then: the transfer failed (408)
+RECORDING_GRACE_S = 3.0  # a stopped recorder reports within this, or the recording failed
+MAX_TYPEAHEAD = 32  # keys kept from prompts before a gather (a flood keeps only the last ones)
+
+Phase = Literal["between", "playing", "gathering", "pausing", "transfer", "bridged", "recording", "stopping", "done"]
+EndedBy = Literal["flow", "remote", "max_duration", "transferred"]
+
+
+# --------------------------------------------------------------------------------------------- events
+@dataclass(frozen=True, slots=True)
+class Tick:
+    now: float
+    played_s: float | None = None  # the current prompt's position, when one plays
+    play_finished: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Digit:
+    digit: str
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class TransferStatus:
+    status: int
+    final: bool
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingResult:
+    path: str | None
+    error: str | None
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class HungUp:
+    by: Literal["local", "remote"]
+    now: float
+
+
+Event = Tick | Digit | TransferStatus | RecordingResult | HungUp
+
+
+# --------------------------------------------------------------------------------------------- actions
+@dataclass(frozen=True, slots=True)
+class Play:
+    step: str  # the runner knows which WAV this step's prompt is
+
+
+@dataclass(frozen=True, slots=True)
+class StopPlay:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    target: str
+    mode: str
+
+
+@dataclass(frozen=True, slots=True)
+class StartRecording:
+    step: str
+    mode: str
+    max_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class StopRecording:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class OptOut:
+    step: str
+
+
+@dataclass(frozen=True, slots=True)
+class Hangup:
+    pass
+
+
+Action = Play | StopPlay | Transfer | StartRecording | StopRecording | OptOut | Hangup
+
+
+# --------------------------------------------------------------------------------------------- state
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One line of the flow log."""
+
+    step: str
+    action: str
+    result: str
+    at_s: float
+    digits: str | None = None
+    status: int | None = None
+    played_s: float | None = None
+    path: str | None = None
+    target: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        data: dict[str, object] = {"step": self.step, "action": self.action, "result": self.result,
+                                   "at_s": round(self.at_s, 3)}
+        for key in ("digits", "status", "played_s", "path", "target"):
+            value = getattr(self, key)
+            if value is not None:
+                data[key] = round(value, 3) if isinstance(value, float) else value
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    answered_at: float
+    step: str
+    phase: Phase
+    deadline: float | None = None  # the current phase's timer, when it has one
+    digits: str = ""
+    tries: int = 0  # gather prompts repeated so far
+    played_s: float = 0.0
+    entries: tuple[Entry, ...] = ()
+    recording_step: str | None = None  # a "call" recording still running
+    typeahead: str = ""  # keys pressed during a prompt before a gather: the gather takes them first
+    ended_by: EndedBy | None = None
+    ended_at: float | None = None
+
+    @property
+    def done(self) -> bool:
+        """The flow is over and nothing is outstanding (a running recording gets its grace)."""
+        return self.phase == "done" and self.recording_step is None
+
+    def at(self, now: float) -> float:
+        return max(0.0, now - self.answered_at)
+
+
+Result = tuple[State, tuple[Action, ...]]
+
+
+def start(flow: Flow, now: float) -> Result:
+    """The call was answered at ``now``: enter the flow's first step."""
+    state = State(answered_at=now, step=flow.start, phase="playing")
+    return _enter(flow, state, flow.start, now, ())
+
+
+def step(flow: Flow, state: State, event: Event) -> Result:
+    """Apply one event."""
+    if isinstance(event, RecordingResult):
+        return _recording(flow, state, event)
+    if state.phase == "done":
+        return _after_end(state, event)
+    if isinstance(event, HungUp):
+        if state.phase == "bridged":  # the transfer is already logged; the agent's call simply ended
+            return _end(state, event.now, "remote", None, ())
+        return _end_step(state, flow.step(state.step), event.now, "remote", "remote_hangup")
+    if isinstance(event, Tick):
+        return _tick(flow, state, event)
+    if isinstance(event, Digit):
+        return _digit(flow, state, event)
+    return _transfer(flow, state, event)
+
+
+# --------------------------------------------------------------------------------------------- moves
+def _log(state: State, current: Step, result: str, now: float, **extra: object) -> State:
+    action = current.kind
+    if current.prompt_kind is not None:
+        extra.setdefault("played_s", state.played_s)
+    if action == "gather":
+        extra.setdefault("digits", state.digits)
+    if action == "transfer":
+        extra.setdefault("target", current.target)
+    entry = Entry(step=current.id, action=action, result=result, at_s=state.at(now), **extra)  # type: ignore[arg-type]
+    return replace(state, entries=(*state.entries, entry))
+
+
+def _enter(flow: Flow, state: State, sid: str | None, now: float, acts: tuple[Action, ...], hops: int = 0) -> Result:
+    """Start step ``sid`` (None: the flow is over, hang up). Immediate steps chain on."""
+    if sid is None or hops > len(flow.steps):
+        return _end(state, now, "flow", None, acts)
+    cur = flow.step(sid)
+    state = replace(state, step=sid, deadline=None, digits="", played_s=0.0,
+                    tries=state.tries if sid == state.step else 0)
+    if cur.kind == "gather" and state.typeahead:  # keys pressed early answer this gather at once
+        assert cur.gather is not None
+        keys = state.typeahead
+        state = replace(state, phase="gathering", deadline=now + cur.gather.timeout_s, typeahead="")
+        for key in keys:
+            state, more = step(flow, state, Digit(key, now))
+            acts = (*acts, *more)
+        return state, acts
+    if cur.kind in ("play", "say") or (cur.kind == "gather" and cur.prompt_kind is not None):
+        return replace(state, phase="playing"), (*acts, Play(sid))
+    if cur.kind == "gather":
+        assert cur.gather is not None
+        return replace(state, phase="gathering", deadline=now + cur.gather.timeout_s), acts
+    if cur.kind == "pause":
+        return replace(state, phase="pausing", deadline=now + cur.pause_s), acts
+    if cur.kind == "transfer":
+        return replace(state, phase="transfer", deadline=now + TRANSFER_TIMEOUT_S), (*acts, Transfer(cur.target,
+                                                                                                      cur.mode))
+    if cur.kind == "record":
+        rec = StartRecording(sid, cur.mode, cur.max_s)
+        if cur.mode == "message":
+            return replace(state, phase="recording", deadline=now + cur.max_s), (*acts, rec)
+        state = replace(_log(state, cur, "started", now), recording_step=sid)
+        return _enter(flow, state, cur.next, now, (*acts, rec), hops + 1)
+    if cur.kind == "opt_out":
+        state = _log(state, cur, "opted_out", now)
+        return _enter(flow, state, cur.next, now, (*acts, OptOut(sid)), hops + 1)
+    state = _log(state, cur, "hangup", now)  # hangup
+    return _end(state, now, "flow", None, acts)
+
+
+def _end(state: State, now: float, by: EndedBy, result: str | None, acts: tuple[Action, ...],
+         flow_step: Step | None = None) -> Result:
+    """Close the flow: log the interrupted step (when ``result``), stop what runs, hang up unless remote did."""
+    if result is not None and flow_step is not None:
+        state = _log(state, flow_step, result, now)
+    stops: list[Action] = []
+    if state.phase == "playing":
+        stops.append(StopPlay())
+    if state.phase == "recording" or state.recording_step is not None:
+        stops.append(StopRecording())
+    if by != "remote":
+        stops.append(Hangup())
+    if state.phase in ("recording", "stopping"):
+        state = replace(state, recording_step=state.step)
+    deadline = now + RECORDING_GRACE_S if state.recording_step is not None else None
+    return replace(state, phase="done", ended_by=by, ended_at=now, deadline=deadline), (*acts, *stops)
+
+
+def _tick(flow: Flow, state: State, ev: Tick) -> Result:
+    cur = flow.step(state.step)
+    if ev.now - state.answered_at >= flow.max_duration_s:
+        return _end_step(state, cur, ev.now, "max_duration", "max_duration")
+    if state.phase == "playing":
+        if ev.played_s is not None:
+            state = replace(state, played_s=max(state.played_s, ev.played_s))
+        if not ev.play_finished:
+            return state, ()
+        if cur.kind == "gather":
+            assert cur.gather is not None
+            return replace(state, phase="gathering", deadline=ev.now + cur.gather.timeout_s), ()
+        state = replace(_log(state, cur, "played", ev.now), phase="between")  # the prompt is over
+        return _enter(flow, state, cur.next, ev.now, ())
+    if state.deadline is None or ev.now < state.deadline:
+        return state, ()
+    if state.phase == "gathering":
+        return _gathered(flow, state, cur, ev.now)
+    if state.phase == "pausing":
+        return _enter(flow, _log(state, cur, "paused", ev.now), cur.next, ev.now, ())
+    if state.phase == "transfer":
+        return _enter(flow, _log(state, cur, "failed", ev.now, status=408), cur.on_failure, ev.now, ())
+    if state.phase == "recording":  # max_s reached: stop, and wait for the file
+        return replace(state, phase="stopping", deadline=ev.now + RECORDING_GRACE_S), (StopRecording(),)
+    if state.phase == "stopping":
+        state = _log(state, cur, "recording_failed", ev.now)
+        return _enter(flow, state, cur.next, ev.now, ())
+    return state, ()
+
+
+def _end_step(state: State, cur: Step, now: float, by: EndedBy, result: str) -> Result:
+    return _end(state, now, by, result, (), flow_step=cur)
+
+
+def _digit(flow: Flow, state: State, ev: Digit) -> Result:
+    cur = flow.step(state.step)
+    if cur.kind != "gather" and state.phase in ("playing", "between", "pausing"):
+        return replace(state, typeahead=(state.typeahead + ev.digit)[-MAX_TYPEAHEAD:]), ()
+    if cur.kind != "gather" or state.phase not in ("playing", "gathering"):
+        return state, ()  # a key pressed during a transfer or recording changes nothing
+    assert cur.gather is not None
+    acts: tuple[Action, ...] = ()
+    if state.phase == "playing":  # barge-in
+        state, acts = replace(state, phase="gathering"), (StopPlay(),)
+    if cur.gather.finish_on_key and ev.digit == cur.gather.finish_on_key:
+        state, more = _gathered(flow, state, cur, ev.now)
+        return state, (*acts, *more)
+    state = replace(state, digits=state.digits + ev.digit, deadline=ev.now + cur.gather.timeout_s)
+    if len(state.digits) >= cur.gather.num_digits:
+        state, more = _gathered(flow, state, cur, ev.now)
+        return state, (*acts, *more)
+    return state, acts
+
+
+def _gathered(flow: Flow, state: State, cur: Step, now: float) -> Result:
+    assert cur.gather is not None
+    digits = state.digits
+    target = cur.branches.get(digits) if digits else None
+    if target is not None or (digits and not cur.branches):
+        state = _log(state, cur, "matched" if target else "gathered", now, digits=digits)
+        return _enter(flow, state, target or cur.next, now, ())
+    word = "no_match" if digits else "no_input"
+    state = _log(state, cur, word, now, digits=digits)
+    if state.tries < cur.gather.repeat:
+        state = replace(state, tries=state.tries + 1)
+        return _enter(flow, state, cur.id, now, ())
+    return _enter(flow, state, cur.branches.get("none", cur.next), now, ())
+
+
+def _transfer(flow: Flow, state: State, ev: TransferStatus) -> Result:
+    cur = flow.step(state.step)
+    if state.phase != "transfer" or not ev.final:
+        return state, ()
+    if 200 <= ev.status < 300:
+        state = _log(state, cur, "transferred", ev.now, status=ev.status)
+        if cur.mode == "bridge":  # the two legs talk until one hangs up
+            return replace(state, phase="bridged", deadline=None), ()
+        return _end(state, ev.now, "transferred", None, ())
+    state = _log(state, cur, "failed", ev.now, status=ev.status)
+    return _enter(flow, state, cur.on_failure, ev.now, ())
+
+
+def _recording(flow: Flow, state: State, ev: RecordingResult) -> Result:
+    rec_step = state.recording_step or (state.step if state.phase in ("recording", "stopping") else None)
+    if rec_step is None:
+        return state, ()
+    cur = flow.step(rec_step)
+    result = "recorded" if ev.path and not ev.error else "recording_failed"
+    state = _log(state, cur, result, ev.now, path=ev.path)
+    if state.phase in ("recording", "stopping"):
+        return _enter(flow, replace(state, recording_step=None), cur.next, ev.now, ())
+    return replace(state, recording_step=None), ()
+
+
+def _after_end(state: State, event: Event) -> Result:
+    """After the end only the recording grace runs out."""
+    if isinstance(event, Tick) and state.recording_step is not None and state.deadline is not None \
+            and event.now >= state.deadline:
+        return replace(state, recording_step=None, deadline=None), ()
+    return state, ()

@@ -1,0 +1,42 @@
+"""What an answered call's flow achieved, as one business outcome (pure).
+
+Precedence, first match wins: an opt-out (the person asked never to be
+called again, whatever else happened), a transfer that succeeded, a transfer
+that failed, an abandoned call (nothing sent within 2 s of the answer while
+the person stayed on: regulators cap these at 3% per campaign), a flow that
+ended on its own after playing its message, and otherwise plain ``answered``
+(the callee hung up mid-flow; the log says how much was heard).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from shared.flow.engine import Entry, State
+from shared.outcomes import Outcome
+
+ABANDON_AFTER_S = 2.0
+
+
+def is_abandoned(first_audio_s: float | None, ended_at_s: float | None) -> bool:
+    """No audio within 2 s of the answer, and the callee was still there at 2 s."""
+    if first_audio_s is not None and first_audio_s <= ABANDON_AFTER_S:
+        return False
+    return ended_at_s is None or ended_at_s >= ABANDON_AFTER_S
+
+
+def flow_outcome(state: State, first_audio_s: float | None) -> Outcome:
+    entries: Sequence[Entry] = state.entries
+    if any(e.action == "opt_out" for e in entries):
+        return Outcome.OPTED_OUT
+    transfers = [e for e in entries if e.action == "transfer"]
+    if any(e.result == "transferred" for e in transfers):
+        return Outcome.TRANSFERRED
+    if transfers:
+        return Outcome.TRANSFER_FAILED
+    ended_at_s = state.at(state.ended_at) if state.ended_at is not None else None
+    if is_abandoned(first_audio_s, ended_at_s):
+        return Outcome.ABANDONED
+    if state.ended_by == "flow" and any(e.action in ("play", "say") and e.result == "played" for e in entries):
+        return Outcome.MESSAGE_PLAYED
+    return Outcome.ANSWERED

@@ -1,0 +1,185 @@
+"""The flow runner: an AnswerScript (worker/sip/answer.py) that drives the pure engine on the SIP thread.
+
+Each callback turns what pjsua2 reported into an engine event, and carries
+out the actions the engine returns through the call's MediaControl. Nothing
+here blocks: the SIP thread runs every call of the process. The one effect
+that needs the database, an opt-out, is handed to ``on_opt_out`` (the job
+path queues it to a thread that writes the DNC row at once).
+
+``report()`` becomes ``CallResult.flow``::
+
+    {"steps": [{"step": "offer", "action": "play", "result": "played", "at_s": 3.1, "played_s": 3.1}, ...],
+     "outcome": "transferred", "ended_by": "transferred", "first_audio_s": 0.04, "digits": "1",
+     "transfer_target": "sip:advisors@pbx", "transfer_status": 200, "recording": null}
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import uuid
+import wave
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from shared.flow import engine
+from shared.flow.engine import Action, Event, State
+from shared.flow.model import Flow
+from shared.flow.outcome import flow_outcome
+from worker.sip.answer import MediaControl, RecordMode
+
+log = logging.getLogger(__name__)
+
+PLAY_END_SLACK_S = 0.3
+
+
+class FlowScript:
+    """One answered call's flow. Built on the caller's thread; every method then runs on the SIP thread."""
+
+    def __init__(
+        self,
+        flow: Flow,
+        prompts: Mapping[str, str],
+        *,
+        on_opt_out: Callable[[], None] | None = None,
+        recordings_dir: Path | None = None,
+    ) -> None:
+        self._flow = flow
+        self._prompts = dict(prompts)
+        self._on_opt_out = on_opt_out
+        self._recordings_dir = recordings_dir
+        self._ctl: MediaControl | None = None
+        self._now = 0.0
+        self._state: State | None = None
+        self._playing = False
+        self._play_started = 0.0
+        self._play_length_s = 0.0
+        self._lengths: dict[str, float] = {}
+        self._digits: list[str] = []
+        self._errors: list[str] = []
+
+    # ----------------------------------------------------------------- AnswerScript
+    def on_answer(self, ctl: MediaControl, now: float) -> None:
+        self._ctl = ctl
+        self._now = now
+        self._state, actions = engine.start(self._flow, now)
+        self._apply(actions)
+
+    def on_tick(self, now: float) -> None:
+        if self._playing and self._ctl is not None:
+            played_s, finished = self._ctl.play_state()
+            # pjmedia's file position can stop short of the end of a file whose data is not a whole number of
+            # its read buffers; the wall clock says for sure when the whole prompt has gone out.
+            if not finished and now - self._play_started >= self._play_length_s + PLAY_END_SLACK_S:
+                played_s, finished = max(played_s, self._play_length_s), True
+            self._feed(engine.Tick(now, played_s, finished))
+        else:
+            self._feed(engine.Tick(now))
+
+    def on_dtmf(self, digit: str, now: float) -> None:
+        self._digits.append(digit)
+        self._feed(engine.Digit(digit, now))
+
+    def on_transfer(self, status: int, final: bool, now: float) -> None:
+        self._feed(engine.TransferStatus(status, final, now))
+
+    def on_recording(self, path: str | None, error: str | None, now: float) -> None:
+        if error:
+            self._errors.append(f"recording: {error}")
+        self._feed(engine.RecordingResult(path, error, now))
+
+    def on_hangup(self, by: Literal["local", "remote"], now: float) -> None:
+        if self._playing and self._ctl is not None:  # the last position, so the log says how much was heard
+            played_s, _ = self._ctl.play_state()
+            self._feed(engine.Tick(now, played_s, False))
+        self._feed(engine.HungUp(by, now))
+
+    def done(self) -> bool:
+        return self._state is not None and self._state.done
+
+    def report(self) -> Mapping[str, object]:
+        state = self._state
+        if state is None:
+            return {"steps": [], "outcome": None}
+        first_audio = self._ctl.first_audio_sent_s if self._ctl is not None else None
+        transfers = [e for e in state.entries if e.action == "transfer"]
+        recordings = [e.path for e in state.entries if e.action == "record" and e.path]
+        return {
+            "steps": [e.to_json() for e in state.entries],
+            "outcome": flow_outcome(state, first_audio).value,
+            "ended_by": state.ended_by,
+            "first_audio_s": None if first_audio is None else round(first_audio, 4),
+            "digits": "".join(self._digits),
+            "transfer_target": transfers[-1].target if transfers else None,
+            "transfer_status": transfers[-1].status if transfers else None,
+            "recording": recordings[-1] if recordings else None,
+            **({"errors": self._errors} if self._errors else {}),
+        }
+
+    # ----------------------------------------------------------------- engine plumbing
+    def _feed(self, event: Event) -> None:
+        self._now = event.now
+        if self._state is None:
+            return
+        self._state, actions = engine.step(self._flow, self._state, event)
+        self._apply(actions)
+
+    def _apply(self, actions: tuple[Action, ...]) -> None:
+        ctl = self._ctl
+        if ctl is None:
+            return
+        for act in actions:
+            if isinstance(act, engine.Play):
+                path = self._prompts[act.step]
+                ctl.play(path)
+                self._playing, self._play_started, self._play_length_s = True, self._now, self._length(path)
+            elif isinstance(act, engine.StopPlay):
+                if self._playing:
+                    ctl.stop_play()
+                self._playing = False
+            elif isinstance(act, engine.Transfer):
+                ctl.transfer(act.target, "bridge" if act.mode == "bridge" else "refer")
+            elif isinstance(act, engine.StartRecording):
+                mode: RecordMode = "message" if act.mode == "message" else "call"
+                ctl.start_recording(self._recording_path(act.step), mode, act.max_s)
+            elif isinstance(act, engine.StopRecording):
+                ctl.stop_recording()
+            elif isinstance(act, engine.OptOut):
+                self._opt_out()
+            elif isinstance(act, engine.Hangup):
+                if self._playing:
+                    ctl.stop_play()
+                    self._playing = False
+                ctl.hangup()
+
+    def _length(self, path: str) -> float:
+        if path not in self._lengths:
+            try:
+                with wave.open(path, "rb") as wav:
+                    self._lengths[path] = wav.getnframes() / wav.getframerate()
+            except (OSError, EOFError, wave.Error):
+                self._lengths[path] = math.inf  # unknown length: trust the player alone
+        return self._lengths[path]
+
+    def _opt_out(self) -> None:
+        if self._on_opt_out is None:
+            return
+        try:
+            self._on_opt_out()  # only queues: never blocks the SIP thread
+        except Exception as exc:  # the call goes on; the CDR still says opted_out
+            self._errors.append(f"opt_out: {exc}")
+            log.error("opt-out could not be queued: %s", exc)
+
+    def _recording_path(self, step: str) -> str:
+        folder = self._recordings_dir or Path("recordings")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            pass  # the recorder reports the failure; the call goes on (recording_failed in the log)
+        return str(folder / f"{uuid.uuid4().hex}-{step}.wav")
+
+
+def script_factory(flow: Flow, prompts: Mapping[str, str], **options: Any) -> Callable[[], FlowScript]:
+    """What ``CallRequest.script_factory`` wants: a fresh script per answered call."""
+    return lambda: FlowScript(flow, prompts, **options)
