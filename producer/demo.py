@@ -25,6 +25,7 @@ import redis
 
 from producer.campaigns import CampaignSpec, FlowSpec, campaign_status, change_state, create_campaign
 from producer.demo_flow import ACTING_CALLEES, write_demo_flow
+from producer.demo_web import demo_web
 from producer.dispatcher import DispatchConfig, run_forever
 from producer.dnc import add_dnc
 from producer.upload.ingest import UploadSummary, ingest_file
@@ -121,8 +122,13 @@ def run_demo(
     say: Callable[[str], None] = print,
     progress: Callable[[dict[str, int]], None] = lambda _: None,
     keep: Callable[[], None] | None = None,
+    web_port: int | None = None,
 ) -> DemoResult:
-    """Run the demo end to end and return what happened; everything started here is stopped here."""
+    """Run the demo end to end and return what happened; everything started here is stopped here.
+
+    The web pages are served too (``dialer api``'s app, on loopback), so the campaign can be
+    watched in a browser while it dials; ``keep`` holds everything up once it is done.
+    """
     from worker.supervisor import Supervisor
 
     started = time.monotonic()
@@ -139,6 +145,8 @@ def run_demo(
                "DIALER_SIP_PASSWORD": password, "DIALER_LEASE_GRACE_S": "10", "DIALER_DATA_DIR": str(data_dir)}
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         conn = stack.enter_context(psycopg.connect(urls.database_url, autocommit=True))
+        data_dir.mkdir(parents=True, exist_ok=True)
+        say(stack.enter_context(demo_web(settings, urls.database_url, data_dir, web_port)))
         name = f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
         campaign_id = create_campaign(conn, _campaign_spec(name, write_demo_flow(data_dir, pbx.port)))
         add_dnc(conn, DEMO_DNC, reason="asked not to be called (demo)")
@@ -148,7 +156,6 @@ def run_demo(
         say(f"campaign {name}: uploaded {summary.rows} rows: {summary.accepted} accepted, "
             f"{summary.duplicates} duplicate, {summary.dnc} on DNC, {summary.rejected} rejected")
         port = metrics_port if metrics_port is not None else free_port()
-        data_dir.mkdir(parents=True, exist_ok=True)
         supervisor = Supervisor(processes, trunk="default", metrics_port=port, shutdown_grace_s=5.0, env=env,
                                 output=str(data_dir / "workers.log"))
         fleet = threading.Thread(target=supervisor.run, kwargs={"install_signals": False}, name="demo-workers")

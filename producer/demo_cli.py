@@ -19,6 +19,9 @@ def register(app: typer.Typer) -> None:
 
 def demo_command(
     keep: Annotated[bool, typer.Option("--keep", help="Leave the metrics endpoint up until Ctrl-C.")] = False,
+    keep_open: Annotated[bool, typer.Option(
+        "--keep-open", help="Leave the web page (and the rest) up until Ctrl-C, to look around.")] = False,
+    web_port: Annotated[int | None, typer.Option(help="Port for the web page (default: a free one).")] = None,
     processes: Annotated[int, typer.Option(help="Worker processes to run.")] = 2,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the campaign to finish.")] = 60.0,
     metrics_port: Annotated[int | None, typer.Option(help="Port for /metrics (default: a free one).")] = None,
@@ -34,7 +37,7 @@ def demo_command(
             typer.echo(("\r" + line.ljust(100)) if tty else line, err=True, nl=not tty)
 
     def wait_for_ctrl_c() -> None:
-        typer.echo("metrics stay up: press Ctrl-C to stop", err=True)
+        typer.echo("the web page and metrics stay up: press Ctrl-C to stop", err=True)
         try:
             while True:
                 time.sleep(1)
@@ -43,7 +46,7 @@ def demo_command(
 
     result = run_demo(settings(), processes=processes, timeout_s=timeout, metrics_port=metrics_port,
                       say=lambda line: typer.echo(line, err=True), progress=progress,
-                      keep=wait_for_ctrl_c if keep else None)
+                      keep=wait_for_ctrl_c if keep or keep_open else None, web_port=web_port)
     if tty:
         typer.echo("", err=True)
     print_result(result)
