@@ -53,6 +53,9 @@ class Outcome(StrEnum):
     OPTED_OUT = "opted_out"
     MESSAGE_PLAYED = "message_played"
     ABANDONED = "abandoned"
+    # An answering machine answered (the amd step, shared/flow/listen.py): see MACHINE_OUTCOMES.
+    MACHINE = "machine"
+    VOICEMAIL_LEFT = "voicemail_left"
 
 
 class Action(StrEnum):
@@ -101,7 +104,7 @@ BUSY = frozenset({SipStatus.BUSY_HERE, SipStatus.BUSY_EVERYWHERE})
 FINAL_OUTCOMES = frozenset(
     {Outcome.ANSWERED, Outcome.REJECTED, Outcome.INVALID_NUMBER, Outcome.AUTH_FAILED, Outcome.FAILED,
      Outcome.CANCELLED, Outcome.SKIPPED_DNC, Outcome.TRANSFERRED, Outcome.TRANSFER_FAILED, Outcome.OPTED_OUT,
-     Outcome.MESSAGE_PLAYED, Outcome.ABANDONED}
+     Outcome.MESSAGE_PLAYED, Outcome.ABANDONED, Outcome.VOICEMAIL_LEFT}
 )
 # Outcomes of a call somebody answered (the answer-rate numerator).
 ANSWERED_OUTCOMES = frozenset(
@@ -109,7 +112,13 @@ ANSWERED_OUTCOMES = frozenset(
      Outcome.ABANDONED}
 )
 # Outcomes that are rescheduled by the campaign's retry policy while attempts remain.
-RETRYABLE_OUTCOMES = frozenset({Outcome.BUSY, Outcome.NO_ANSWER, Outcome.TRANSIENT, Outcome.WORKER_LOST})
+RETRYABLE_OUTCOMES = frozenset({Outcome.BUSY, Outcome.NO_ANSWER, Outcome.TRANSIENT, Outcome.WORKER_LOST,
+                                Outcome.MACHINE})
+# Calls a machine answered. Neither counts as a person reached (answer rate, abandon rate). ``machine``
+# (no message left) is tried again later, like no_answer but after longer (2 h by default: another time
+# of day finds the person, not the box); ``voicemail_left`` is final, since a second message on the same
+# box annoys more than it sells and the customer now has the number to call back.
+MACHINE_OUTCOMES = frozenset({Outcome.MACHINE, Outcome.VOICEMAIL_LEFT})
 
 
 @dataclass(frozen=True, slots=True)

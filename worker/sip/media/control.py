@@ -7,7 +7,7 @@ delivers the returned notices to the script, each guarded on its own.
 
 Every port it connects follows the call's current AudioMedia: a re-INVITE
 (a hold, a codec change) replaces the call's bridge port, and the prompt, the
-recorder and a bridged agent are reconnected to the new one.
+recorder, the audio tap and a bridged agent are reconnected to the new one.
 
 Destroying pjsua media is deferred: a stopped player or recorder is kept in
 ``_retired`` for ``_RETIRE_S`` (a player's queued end-of-file event, a
@@ -24,6 +24,7 @@ from typing import Any
 import pjsua2 as pj
 
 from worker.sip.answer import MediaError, RecordMode, TransferMode
+from worker.sip.audio_tap import AudioTap
 from worker.sip.media.bridge import BridgeLeg, refer
 from worker.sip.media.events import DtmfEvent, MediaChanged, TransferStatus
 from worker.sip.media.player import Player
@@ -72,6 +73,7 @@ class CallMedia:
         self._notices: list[Notice] = []
         self._audio: Any | None = None  # the call's AudioMedia our ports are connected to
         self._audio_port: int | None = None
+        self._tap: AudioTap | None = None  # the call's one tap (amd, AI bridge), attached on first ask
         self._ended = False
         self.now = answered_at
         self._media_changed()
@@ -139,6 +141,22 @@ class CallMedia:
         if not self._ended:
             self._hang_up()
 
+    def audio_tap(self, *, send: bool = False) -> AudioTap:
+        if self._tap is not None:
+            if send:
+                self._tap.start_sending()
+            return self._tap
+        self._media_changed()
+        if self._audio is None or self._ended:
+            raise MediaError("the call has no active audio stream to listen to")
+        tap = AudioTap(name="call-tap")
+        try:
+            tap.attach(self._audio, send=send)
+        except pj.Error as exc:
+            raise MediaError(f"the audio tap could not be attached: {exc.reason}") from None
+        self._tap = tap
+        return tap
+
     @property
     def first_audio_sent_s(self) -> float | None:
         return self._first_audio_s
@@ -177,6 +195,7 @@ class CallMedia:
             self._last_play = (self._player.played_s(now), self._player.finished(now))
             self._retire_player()
         self.stop_recording()
+        self._detach_tap()
         if self._leg is not None:
             self._leg.hang_up()
         self._ended = True
@@ -203,6 +222,7 @@ class CallMedia:
     def close(self) -> None:
         """Drop everything at once (agent stopping): the SIP thread is about to destroy the library."""
         self._ended = True
+        self._detach_tap()
         self._player = None
         self._recording = None
         self._leg = None
@@ -225,6 +245,16 @@ class CallMedia:
         if self._recording is not None:
             self._recording.forget(old)
             self._recording.connect(audio)
+        if self._tap is not None:
+            if audio is None:  # the stream went away (hold with no media): nothing flows until it is back
+                self._tap.pause()
+            else:
+                self._tap.rebind(audio)
+
+    def _detach_tap(self) -> None:
+        """Before the call's media goes: stopTransmit both ways, free the port (frames stay readable)."""
+        if self._tap is not None:
+            self._tap.detach()
 
     def _poll_leg(self, now: float) -> None:
         leg = self._leg
