@@ -241,6 +241,10 @@ class AudioTap:
     def attached(self) -> bool:
         return self._port is not None
 
+    @property
+    def sending(self) -> bool:
+        return self._sending
+
     # ------------------------------------------------------------- any thread
     def read(self) -> list[bytes]:
         """The frames received since the last read (320 bytes each), oldest first."""

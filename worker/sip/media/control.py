@@ -73,7 +73,7 @@ class CallMedia:
         self._notices: list[Notice] = []
         self._audio: Any | None = None  # the call's AudioMedia our ports are connected to
         self._audio_port: int | None = None
-        self._tap: AudioTap | None = None  # the call's one tap (amd, AI bridge), attached on first ask
+        self._tap: AudioTap | None = None  # the call's one tap: amd listens, the AI bridge streams
         self._ended = False
         self.now = answered_at
         self._media_changed()
@@ -142,20 +142,45 @@ class CallMedia:
             self._hang_up()
 
     def audio_tap(self, *, send: bool = False) -> AudioTap:
-        if self._tap is not None:
-            if send:
-                self._tap.start_sending()
-            return self._tap
+        """The call's one tap, attached on the first ask (MediaControl.audio_tap; the amd step listens here)."""
+        if self._tap is None:
+            self.attach_tap(AudioTap(name="call-tap"), send=send)
+        elif send and not self._tap.sending:
+            self._tap.start_sending()
+            self._count_first_audio()
+        assert self._tap is not None
+        return self._tap
+
+    def attach_tap(self, tap: AudioTap, *, send: bool = True) -> None:
+        """Connect a tap its user made (the AI bridge sizes its own queues); it follows re-INVITEs.
+
+        One tap per call: a listen-only tap an amd step left is detached first; a sending one is a stream
+        already running (MediaError), as is a call with no audio.
+        """
         self._media_changed()
         if self._audio is None or self._ended:
-            raise MediaError("the call has no active audio stream to listen to")
-        tap = AudioTap(name="call-tap")
+            raise MediaError("the call has no active audio stream to tap")
+        if self._tap is not None:
+            if self._tap.sending:
+                raise MediaError("an agent stream is already attached")
+            self.detach_tap()
         try:
             tap.attach(self._audio, send=send)
         except pj.Error as exc:
-            raise MediaError(f"the audio tap could not be attached: {exc.reason}") from None
+            raise MediaError(f"audio tap refused: {exc.reason}") from None
         self._tap = tap
-        return tap
+        if send:
+            self._count_first_audio()
+
+    def detach_tap(self) -> None:
+        """stopTransmit both ways and free the port (explicitly, here on the SIP thread); frames stay readable."""
+        tap, self._tap = self._tap, None
+        if tap is not None:
+            tap.detach()
+
+    def _count_first_audio(self) -> None:
+        if self._first_audio_s is None and self._tx_baseline is None:
+            self._tx_baseline = self._tx_packets()  # what the tap sends counts as the first audio
 
     @property
     def first_audio_sent_s(self) -> float | None:
@@ -195,7 +220,7 @@ class CallMedia:
             self._last_play = (self._player.played_s(now), self._player.finished(now))
             self._retire_player()
         self.stop_recording()
-        self._detach_tap()
+        self.detach_tap()
         if self._leg is not None:
             self._leg.hang_up()
         self._ended = True
@@ -222,7 +247,7 @@ class CallMedia:
     def close(self) -> None:
         """Drop everything at once (agent stopping): the SIP thread is about to destroy the library."""
         self._ended = True
-        self._detach_tap()
+        self.detach_tap()  # ports are destroyed before libDestroy
         self._player = None
         self._recording = None
         self._leg = None
@@ -250,12 +275,6 @@ class CallMedia:
                 self._tap.pause()
             else:
                 self._tap.rebind(audio)
-
-    def _detach_tap(self) -> None:
-        """Before the call's media goes: stopTransmit both ways, free the port (frames stay readable)."""
-        if self._tap is not None:
-            self._tap.detach()
-
     def _poll_leg(self, now: float) -> None:
         leg = self._leg
         if leg is None:
