@@ -15,7 +15,7 @@ in :data:`FIELDS`; the template renders whatever the list holds, and
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from producer.campaigns import CampaignSpec, check_spec, parse_when
@@ -121,7 +121,7 @@ def read_form(form: Mapping[str, str], files: Mapping[str, bytes] | None = None)
 def _usable_tz(tz: str) -> str:
     """The form's time zone when it is a real one; else the default, to parse times while tz's error shows."""
     try:
-        check_spec(replace(_PROBE, tz=tz))
+        check_spec(_PROBE.model_copy(update={"tz": tz}))
     except ConfigError:
         return _PROBE.tz
     return tz
@@ -147,7 +147,7 @@ def _parse_all(values: Mapping[str, str], tz: str) -> tuple[dict[str, Any], dict
 
 def _probe(attrs: Mapping[str, Any], field_name: str, errors: dict[str, str]) -> None:
     """check_spec on a known-good spec with only ``attrs`` from the form; its error goes on ``field_name``."""
-    probe: CampaignSpec = replace(_PROBE, **attrs)
+    probe: CampaignSpec = _PROBE.model_copy(update=dict(attrs))  # the spec is a pydantic model
     try:
         check_spec(probe)
     except ConfigError as exc:

@@ -204,3 +204,22 @@ def test_callees_that_act_on_the_demo_flow(
     assert listed == ((1,) if outcome == "opted_out" else (0,))
     if transfer_status:
         assert target == f"sip:advisors@127.0.0.1:{sandbox.port}"
+
+
+def test_a_recorded_call_puts_the_recording_in_the_cdr(
+    db: Conn, sipp_uas: Callable[..., SippPeer], worker_runtime: RuntimeFactory, tmp_path: Path
+) -> None:
+    """record = "call" runs beside the prompt; once the WAV is whole its path is the CDR's recording."""
+    import wave
+
+    text = 'start = "rec"\n[steps.rec]\nrecord = "call"\nmax_s = 10\nnext = "offer"\n' + FLOW.split("\n", 2)[2]
+    _, job_id = queue_flow_job(db, tmp_path / "flow", text)
+    rt = worker_runtime(sipp_uas("carrier"))
+    assert run_dial_job(rt, job_id) == "message_played"
+    steps, recording = db.execute(
+        "SELECT flow_steps, recording FROM call_attempts WHERE job_id = %s AND status_code = 200", (job_id,)
+    ).fetchone() or ()
+    assert [(s["step"], s["result"]) for s in steps if s["step"] == "rec"] == [("rec", "started"), ("rec", "recorded")]
+    assert recording.startswith(str(tmp_path / "worker-data" / "recordings"))
+    with wave.open(recording, "rb") as wav:
+        assert wav.getnframes() / wav.getframerate() > 1.0  # the prompt, heard in the mix
