@@ -16,20 +16,18 @@ import json
 import os
 import subprocess
 import sys
-import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.support.amd_corpus import CorpusItem, load_corpus
-from tests.support.baresip import BARESIP, BaresipCallee, dominant_hz, start_baresip_callee, write_tone
+from tests.support.amd_phone import ITEMS, NUMBER, answering_phone
+from tests.support.baresip import BaresipCallee, dominant_hz, write_tone
 from tests.support.rtp_capture import capture, free_port_range, rtp_packets
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-NUMBER = "13900001111"  # fictional
 OFFER_HZ, MESSAGE_HZ, MESSAGE_S = 440.0, 600.0, 2.0
 FLOW = """
 start = "detect"
@@ -50,32 +48,6 @@ next = "bye"
 [steps.bye]
 hangup = true
 """
-
-
-def _items() -> dict[str, CorpusItem]:
-    corpus = load_corpus(24)
-    human = next(it for it in corpus if it.kind == "human" and not it.meta["dead_air"] and it.meta["noise"] != "none")
-    voicemail = next(it for it in corpus if it.kind == "voicemail" and it.meta["noise"] != "none")
-    return {"human": human, "voicemail": voicemail}
-
-
-ITEMS = _items()
-
-
-def _callee(workdir: Path, item: CorpusItem, rtp_ports: tuple[int, int] | None = None) -> BaresipCallee:
-    """baresip sending the item's audio, then 20 s of silence (its file source stops at the end)."""
-    if not Path(BARESIP).exists():
-        if os.environ.get("CI"):
-            pytest.fail("baresip is not installed, and CI must run the media tests")
-        pytest.skip("baresip is not installed")
-    source = workdir / "source.wav"
-    workdir.mkdir(parents=True, exist_ok=True)
-    with wave.open(str(source), "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(8000)
-        wav.writeframes(item.pcm() + bytes(2 * 8000 * 20))
-    return start_baresip_callee(workdir, source_wav=source, users=("+86" + NUMBER,), rtp_ports=rtp_ports)
 
 
 def _dial(workdir: Path, callee: BaresipCallee) -> dict[str, object]:
@@ -109,7 +81,7 @@ def workdir(tmp_path: Path) -> Path:
 
 def test_a_person_takes_the_human_branch(workdir: Path) -> None:
     """"Hello?" over RTP: the amd entry says human (with its reason and time), and the offer is played."""
-    callee = _callee(workdir / "baresip", ITEMS["human"])
+    callee = answering_phone(workdir / "baresip", ITEMS["human"])
     try:
         report = _dial(workdir, callee)
     finally:
@@ -131,7 +103,7 @@ def test_a_voicemail_box_gets_the_whole_message_after_its_beep(workdir: Path) ->
     item = ITEMS["voicemail"]
     low = free_port_range(4)
     with capture(workdir / "rtp.pcapng", low, low + 3) as pcap:
-        callee = _callee(workdir / "baresip", item, rtp_ports=(low, low + 3))
+        callee = answering_phone(workdir / "baresip", item, rtp_ports=(low, low + 3))
         try:
             report = _dial(workdir, callee)
         finally:
