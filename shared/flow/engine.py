@@ -218,6 +218,10 @@ def _log(state: State, current: Step, result: str, now: float, **extra: object) 
         extra.setdefault("target", current.target)
     if action == "voicemail_drop":
         extra.setdefault("heard", state.heard)
+    if action == "amd":  # ended before a verdict (hang-up, max duration): notsure, as the detector's finish() says
+        extra.setdefault("decision", "notsure")
+        extra.setdefault("reason", "ended")
+        extra.setdefault("decided_at_s", state.at(now))
     entry = Entry(step=current.id, action=action, result=result, at_s=state.at(now), **extra)  # type: ignore[arg-type]
     return replace(state, entries=(*state.entries, entry))
 
@@ -317,6 +321,8 @@ def _end_step(state: State, cur: Step, now: float, by: EndedBy, result: str) -> 
 
 
 def _digit(flow: Flow, state: State, ev: Digit) -> Result:
+    if state.phase == "listening":
+        return listen.digit(flow, state, ev)
     cur = flow.step(state.step)
     if cur.kind != "gather" and state.phase in ("playing", "between", "pausing"):
         return replace(state, typeahead=(state.typeahead + ev.digit)[-MAX_TYPEAHEAD:]), ()

@@ -157,6 +157,17 @@ def heard(flow: Any, state: Any, ev: Heard) -> tuple[Any, tuple[Any, ...]]:
     return state, ()
 
 
+def digit(flow: Any, state: Any, ev: Any) -> tuple[Any, tuple[Any, ...]]:
+    """A key pressed while amd listens: a machine does not press keys, so HUMAN (dtmf), and the key counts."""
+    from shared.flow import engine
+
+    state, acts = heard(flow, state, Heard("human", "dtmf", ev.now))
+    if state.phase == "listening":  # not an amd step after all: ignore, as before
+        return state, acts
+    state, more = engine.step(flow, state, ev)
+    return state, (*acts, *more)
+
+
 def expired(flow: Any, state: Any, cur: Any, now: float) -> tuple[Any, tuple[Any, ...]]:
     """The step's bound passed: amd is notsure (timeout); the voicemail message plays anyway."""
     from shared.flow import engine

@@ -7,7 +7,7 @@ import tomllib
 import pytest
 
 from shared.flow import FlowError, parse_flow, validate_flow
-from shared.flow.engine import Action, Event, Hangup, HungUp, Play, State, Tick, start, step
+from shared.flow.engine import Action, Digit, Event, Hangup, HungUp, Play, State, Tick, start, step
 from shared.flow.listen import Heard, Listen
 from shared.flow.model import Flow
 from shared.flow.outcome import flow_outcome
@@ -101,7 +101,20 @@ def test_callee_hangs_up_while_listening() -> None:
     """The machine hangs up mid-greeting: the amd step is logged remote_hangup; the outcome is plain answered."""
     state, _ = run(AMD, [HungUp("remote", 1.0)])
     assert [(e.action, e.result) for e in state.entries] == [("amd", "remote_hangup")]
-    assert state.done
+    assert (state.entries[0].decision, state.entries[0].reason) == ("notsure", "ended")
+    assert state.done and flow_outcome(state, None) is Outcome.ANSWERED
+
+
+def test_a_key_pressed_while_listening_is_a_person() -> None:
+    """Machines do not press keys: DTMF during amd is HUMAN (dtmf), and the key reaches the human path."""
+    flow = validate_flow(parse_flow({"start": "d", "steps": {
+        "d": {"amd": {}, "branches": {"human": "menu", "machine": "bye"}},
+        "menu": {"gather": {"num_digits": 1}, "play": "menu.wav", "branches": {"1": "bye"}},
+        "bye": {"hangup": True}}}))
+    state, _ = run(flow, [Digit("1", 1.2)])
+    assert (state.entries[0].decision, state.entries[0].reason) == ("human", "dtmf")
+    assert [(e.step, e.result, e.digits) for e in state.entries[1:]] == [("menu", "matched", "1"),
+                                                                         ("bye", "hangup", None)]
 
 
 def test_settings_round_trip_through_the_stored_form() -> None:
