@@ -168,6 +168,9 @@ class FlowScript:
         try:
             if act.kind == "amd":
                 listener.start_amd(step.params, state.at(self._now))
+                early = getattr(self._ctl, "early_media", None)  # a MediaControl without it heard no 183
+                if early and early.get("early_media") == "announcement":  # a carrier's media server answered
+                    self._queued.append(Heard("machine", "announcement", self._now, state.at(self._now)))
             else:
                 listener.start_beep(step.params, state.at(self._now))
         except MediaError as exc:  # no audio to listen to: the fallback, and the log says why
@@ -246,6 +249,18 @@ class FlowScript:
         return str(folder / f"{uuid.uuid4().hex}-{step}.wav")
 
 
+class _Factory:
+    """A fresh script per answered call; ``early_media`` asks the SIP runtime to analyse the 183's audio
+    (worker/sip/early_media.py) for flows that start with ``amd``."""
+
+    def __init__(self, flow: Flow, prompts: Mapping[str, str], options: Mapping[str, Any]) -> None:
+        self._flow, self._prompts, self._options = flow, prompts, options
+        self.early_media = flow.step(flow.start).kind == "amd"
+
+    def __call__(self) -> FlowScript:
+        return FlowScript(self._flow, self._prompts, **self._options)
+
+
 def script_factory(flow: Flow, prompts: Mapping[str, str], **options: Any) -> Callable[[], FlowScript]:
     """What ``CallRequest.script_factory`` wants: a fresh script per answered call."""
-    return lambda: FlowScript(flow, prompts, **options)
+    return _Factory(flow, prompts, options)

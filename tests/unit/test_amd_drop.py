@@ -114,3 +114,13 @@ def test_no_audio_to_listen_to_takes_the_human_path() -> None:
     report = script.report()
     assert report["amd"] == {"decision": "notsure", "reason": "no_audio", "decided_at_s": 0.0, "detail": None}
     assert "errors" in report
+
+
+def test_an_announcement_before_the_answer_decides_at_once() -> None:
+    """The 183 was a carrier announcement and then the carrier answered: machine/announcement, no listening."""
+    media = _Media(_Tap(b""))
+    media.early_media = {"early_media": "announcement"}  # type: ignore[assignment]
+    script = FlowScript(FLOW, PROMPTS)
+    script.on_answer(media, 100.0)  # type: ignore[arg-type]
+    report = script.report()
+    assert report["amd"] == {"decision": "machine", "reason": "announcement", "decided_at_s": 0.0, "detail": None}

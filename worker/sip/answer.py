@@ -105,6 +105,10 @@ class MediaControl(Protocol):
     def first_audio_sent_s(self) -> float | None:
         """Seconds from 200 OK to the first RTP packet of prompt audio sent, once known."""
 
+    @property
+    def early_media(self) -> Mapping[str, object] | None:
+        """The verdict on the call's early media before the answer (worker.sip.early_media), if analysed."""
+
 
 class AnswerScript(Protocol):
     """What runs on answer. Callbacks record facts and decide; they never block."""

@@ -40,6 +40,7 @@ from worker.sip.commands import (
     resolve_future,
 )
 from worker.sip.config import CallResult, RegistrationResult, SipAccountConfig
+from worker.sip.early_media import EarlyMediaWatch, wants_early_media
 from worker.sip.errors import AgentStopped, CertificateRejected
 from worker.sip.pacing import EvenPacer, registration_backoff
 from worker.sip.responses import ResponseLog
@@ -62,11 +63,20 @@ class _Live:
     hangup_at: float | None = None
     hung_up: bool = False
     flow: ScriptedCall | None = None  # the answer script, when the request has one
+    early: EarlyMediaWatch | None = None  # early-media analysis while ringing (worker.sip.early_media)
+    early_media: dict[str, object] | None = None  # its verdict, once closed
+
+    def close_early(self) -> dict[str, object] | None:
+        """Detach the early-media tap (SIP thread) and keep the verdict."""
+        if self.early is not None:
+            self.early_media, self.early = self.early.close(), None
+        return self.early_media
 
     def result(self, *, now: datetime | None = None, error: str | None = None) -> CallResult:
         result = self.call.trace.result(now=now, error=error)
         flow = self.flow.flow() if self.flow is not None else None
-        return result if flow is None else replace(result, flow=flow)
+        result = result if flow is None else replace(result, flow=flow)
+        return result if self.early_media is None else replace(result, early_media=self.early_media)
 
 
 class SipRuntime:
@@ -184,6 +194,7 @@ class SipRuntime:
         now = pjo.utcnow()
         for live in self._live:
             error = None if live.call.trace.ended else "agent stopped before the call ended"
+            live.close_early()  # its port goes before libDestroy
             if live.flow is not None:
                 live.flow.close()
             resolve_future(live.request.future, live.result(now=now, error=error))
@@ -315,6 +326,7 @@ class SipRuntime:
             return
         self._live = [live for live in self._live if live not in ended]
         for live in ended:
+            live.close_early()
             result = live.result()
             if result.error and is_certificate_failure(result.status, result.reason):
                 # Nothing reached the trunk: a configuration error, not a call outcome.
@@ -388,14 +400,30 @@ class SipRuntime:
         call = live.call
         if live.flow is None:
             if call.confirmed and live.request.script_factory is not None:
+                early_media = live.close_early()  # CallMedia owns the call's audio from here
                 live.flow = ScriptedCall(live.request.script_factory)
                 live.flow.start(call, call.trace.answer_at, now, lambda: None if live.hung_up else self._hang_up(live),
-                                self._place_leg)
-            elif not call.trace.answered and now >= live.ring_deadline:
-                self._hang_up(live, ring_timeout=True)
-                return
+                                self._place_leg, early_media=early_media)
+            elif not call.trace.answered:
+                self._watch_early_media(live)
+                if now >= live.ring_deadline:
+                    self._hang_up(live, ring_timeout=True)
+                    return
         if live.flow is not None and live.flow.tick(now) and not live.hung_up:
             self._hang_up(live)
+
+    def _watch_early_media(self, live: _Live) -> None:
+        """While ringing: analyse the call's early media when its flow asked (never cancels the call)."""
+        if live.early is None:
+            if live.call.audio is None or not wants_early_media(live.request.script_factory):
+                return
+            live.early = EarlyMediaWatch()
+        try:
+            live.early.poll(live.call.audio)
+        except pjo.PjError as exc:  # no analysis then; the call goes on
+            log.debug("early-media tap refused: %s", exc.reason)
+            live.close_early()
+            live.early_media = None
 
     def _place_leg(self, uri: str) -> pjo.PjCall:
         """A bridged transfer's second call, through the same account; MediaError when it cannot start."""

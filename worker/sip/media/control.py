@@ -17,7 +17,7 @@ recorder's closing clock tick) and dropped on the SIP thread in ``poll``.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,6 +74,7 @@ class CallMedia:
         self._audio: Any | None = None  # the call's AudioMedia our ports are connected to
         self._audio_port: int | None = None
         self._tap: AudioTap | None = None  # the call's one tap: amd listens, the AI bridge streams
+        self.early_media: Mapping[str, object] | None = None  # the 183's verdict (worker.sip.early_media)
         self._ended = False
         self.now = answered_at
         self._media_changed()
