@@ -25,15 +25,39 @@ when the call ends, and before libDestroy, always on the SIP thread.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+import pjsua2 as pj
 
 from shared.amd_early import EarlyMediaAnalyzer, EarlyMediaVerdict
 from worker.sip.audio_tap import AudioTap
+
+log = logging.getLogger("worker.sip")
 
 
 def wants_early_media(script_factory: object) -> bool:
     """Whether the call's answer script asked for early-media analysis (a flow starting with amd)."""
     return bool(getattr(script_factory, "early_media", False))
+
+
+def watch_early_media(watch: EarlyMediaWatch | None, audio: Any | None,
+                      script_factory: object) -> EarlyMediaWatch | None:
+    """One loop turn of a ringing call: start watching once its early audio exists (if its flow asked), feed it.
+
+    A tap pjsua refuses ends the analysis (the tap is freed); the call goes on regardless.
+    """
+    if watch is None:
+        if audio is None or not wants_early_media(script_factory):
+            return None
+        watch = EarlyMediaWatch()
+    try:
+        watch.poll(audio)
+    except pj.Error as exc:
+        log.debug("early-media tap refused: %s", exc.reason)
+        watch.close()
+        return None
+    return watch
 
 
 class EarlyMediaWatch:

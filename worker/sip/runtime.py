@@ -40,7 +40,7 @@ from worker.sip.commands import (
     resolve_future,
 )
 from worker.sip.config import CallResult, RegistrationResult, SipAccountConfig
-from worker.sip.early_media import EarlyMediaWatch, wants_early_media
+from worker.sip.early_media import EarlyMediaWatch, watch_early_media
 from worker.sip.errors import AgentStopped, CertificateRejected
 from worker.sip.pacing import EvenPacer, registration_backoff
 from worker.sip.responses import ResponseLog
@@ -405,25 +405,12 @@ class SipRuntime:
                 live.flow.start(call, call.trace.answer_at, now, lambda: None if live.hung_up else self._hang_up(live),
                                 self._place_leg, early_media=early_media)
             elif not call.trace.answered:
-                self._watch_early_media(live)
+                live.early = watch_early_media(live.early, live.call.audio, live.request.script_factory)
                 if now >= live.ring_deadline:
                     self._hang_up(live, ring_timeout=True)
                     return
         if live.flow is not None and live.flow.tick(now) and not live.hung_up:
             self._hang_up(live)
-
-    def _watch_early_media(self, live: _Live) -> None:
-        """While ringing: analyse the call's early media when its flow asked (never cancels the call)."""
-        if live.early is None:
-            if live.call.audio is None or not wants_early_media(live.request.script_factory):
-                return
-            live.early = EarlyMediaWatch()
-        try:
-            live.early.poll(live.call.audio)
-        except pjo.PjError as exc:  # no analysis then; the call goes on
-            log.debug("early-media tap refused: %s", exc.reason)
-            live.close_early()
-            live.early_media = None
 
     def _place_leg(self, uri: str) -> pjo.PjCall:
         """A bridged transfer's second call, through the same account; MediaError when it cannot start."""
