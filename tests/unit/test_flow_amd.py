@@ -5,6 +5,8 @@ from __future__ import annotations
 import tomllib
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shared.flow import FlowError, parse_flow, validate_flow
 from shared.flow.engine import Action, Digit, Event, Hangup, HungUp, Play, State, Tick, start, step
@@ -139,3 +141,35 @@ def test_bad_listening_steps_are_refused_by_name(steps: dict[str, object], messa
     with pytest.raises(FlowError, match=message) as err:
         validate_flow(parse_flow({"start": "d", "steps": steps}))
     assert "step 'd'" in str(err.value)
+
+
+LISTEN_EVENTS = st.one_of(
+    st.builds(Tick, st.floats(0, 60), st.none() | st.floats(0, 10), st.booleans()),
+    st.builds(Digit, st.sampled_from("019#"), st.floats(0, 60)),
+    st.builds(HungUp, st.sampled_from(["local", "remote"]), st.floats(0, 60)),
+    st.builds(Heard, st.sampled_from(["human", "machine", "notsure", "beep", "silence", "bogus"]),
+              st.sampled_from(["human", "beep", "max_words", "timeout"]), st.floats(0, 60),
+              st.none() | st.floats(0, 60)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(LISTEN_EVENTS, max_size=30))
+def test_a_person_is_never_hung_up_on_for_a_doubt(events: list[Event]) -> None:
+    """Whatever arrives, in time order: a human or notsure verdict always leads to the offer (never the drop or
+    a hang-up), the message plays only after a machine verdict, and at most one Hangup is sent."""
+    events = sorted(events, key=lambda e: e.now)
+    state, acts = start(AMD, 0.0)
+    out = list(acts)
+    for event in events:
+        state, acts = step(AMD, state, event)
+        out.extend(acts)
+    assert out.count(Hangup()) <= 1
+    amd = [e for e in state.entries if e.action == "amd"]
+    assert len(amd) <= 1
+    if amd and amd[0].decision in ("human", "notsure") and amd[0].result != "remote_hangup":
+        assert Play("drop") not in out and (len(state.entries) == 1 or state.entries[1].step == "offer")
+    if Play("drop") in out:
+        assert amd and amd[0].decision == "machine"
+    state, _ = step(AMD, state, Tick(10_000.0))
+    assert state.phase == "done" and flow_outcome(state, 0.1) in Outcome
