@@ -91,6 +91,15 @@ FIRST_AUDIO = Histogram(
     "dialer_first_audio_seconds", "200 OK to the first RTP packet of prompt audio sent.", ["campaign"],
     buckets=_FIRST_AUDIO_BUCKETS,
 )
+# Answering-machine detection (issue 15): the amd step's verdicts; reason is shared.amd Reason or timeout/no_audio.
+AMD_DECISIONS = Counter(
+    "dialer_amd_decisions_total", "amd step verdicts, by decision (human, machine, notsure) and reason.",
+    ["campaign", "decision", "reason"],
+)
+AMD_DECISION_SECONDS = Histogram(
+    "dialer_amd_decision_seconds", "200 OK to the audio that settled the amd verdict.", ["campaign", "decision"],
+    buckets=(0.5, 1, 1.5, 2, 2.5, 3, 4, 5, 6),
+)
 PROMPT_UNAVAILABLE = Counter(
     "dialer_prompt_unavailable_total", "Jobs given back undialled because a prompt could not be had.", ["campaign"]
 )

@@ -53,6 +53,9 @@ class Outcome(StrEnum):
     OPTED_OUT = "opted_out"
     MESSAGE_PLAYED = "message_played"
     ABANDONED = "abandoned"
+    # An answering machine answered (the amd step, shared/flow/listen.py): see MACHINE_OUTCOMES.
+    MACHINE = "machine"
+    VOICEMAIL_LEFT = "voicemail_left"
 
 
 class Action(StrEnum):
@@ -103,7 +106,13 @@ ANSWERED_OUTCOMES = frozenset(
      Outcome.ABANDONED}
 )
 # Outcomes that are rescheduled by the campaign's retry policy while attempts remain.
-RETRYABLE_OUTCOMES = frozenset({Outcome.BUSY, Outcome.NO_ANSWER, Outcome.TRANSIENT, Outcome.WORKER_LOST})
+RETRYABLE_OUTCOMES = frozenset({Outcome.BUSY, Outcome.NO_ANSWER, Outcome.TRANSIENT, Outcome.WORKER_LOST,
+                                Outcome.MACHINE})
+# Calls a machine answered. Neither counts as a person reached (answer rate, abandon rate). ``machine``
+# (no message left) is tried again later, like no_answer but after longer (2 h by default: another time
+# of day finds the person, not the box); ``voicemail_left`` is final, since a second message on the same
+# box annoys more than it sells and the customer now has the number to call back.
+MACHINE_OUTCOMES = frozenset({Outcome.MACHINE, Outcome.VOICEMAIL_LEFT})
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,9 +26,10 @@ DEFAULT_DELAYS: Mapping[Outcome, timedelta] = MappingProxyType(
         Outcome.NO_ANSWER: timedelta(minutes=30),
         Outcome.TRANSIENT: timedelta(minutes=5),
         Outcome.WORKER_LOST: timedelta(minutes=2),
+        Outcome.MACHINE: timedelta(hours=2),
     }
 )
-COMPLETED_OUTCOMES = ANSWERED_OUTCOMES | {Outcome.REJECTED}
+COMPLETED_OUTCOMES = ANSWERED_OUTCOMES | {Outcome.REJECTED, Outcome.VOICEMAIL_LEFT}
 
 
 def parse_duration(text: str) -> timedelta:

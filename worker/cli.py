@@ -58,7 +58,7 @@ def call_command(
 ) -> None:
     """Register the trunk, dial NUMBER through its variants and print the SIP ladder; exit 0 only if answered."""
     from shared.numbers import dial_variants, normalise
-    from shared.outcomes import ANSWERED_OUTCOMES
+    from shared.outcomes import ANSWERED_OUTCOMES, MACHINE_OUTCOMES
     from worker import diagnostic_flow
     from worker.diagnostic import run_diagnostic_call
     from worker.runtime import network_of
@@ -75,6 +75,6 @@ def call_command(
                                  network=network_of(cfg))
     if as_json:
         typer.echo(json.dumps(report, ensure_ascii=False))
-    raise typer.Exit(0 if report["outcome"] in ANSWERED_OUTCOMES else 1)
+    raise typer.Exit(0 if report["outcome"] in ANSWERED_OUTCOMES | MACHINE_OUTCOMES else 1)
 
 

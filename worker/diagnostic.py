@@ -124,6 +124,8 @@ def run_diagnostic_call(
                     say(line)
                 outcome = str(ran.get("outcome") or outcome)
                 record["first_audio_s"] = ran.get("first_audio_s")
+                if ran.get("amd") is not None:
+                    record["amd"] = ran["amd"]
                 if ran.get("error"):
                     record["flow_error"] = ran["error"]
         say(f"outcome: {outcome}")

@@ -59,6 +59,10 @@ def step_line(entry: Mapping[str, Any]) -> str:
         details.append(f"status {entry['status']}")
     if entry.get("path"):
         details.append(str(entry["path"]))
+    if entry.get("reason") is not None:  # amd: "machine (long_greeting at 1.62 s)"
+        details.append(f"{entry['reason']} at {entry.get('decided_at_s') or 0:.2f} s")
+    if entry.get("heard"):
+        details.append(f"after the {entry['heard']}")
     at = entry.get("at_s")
     when = f"+{at:.2f} s" if isinstance(at, int | float) else "      "
     tail = f" ({', '.join(details)})" if details else ""

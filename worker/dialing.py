@@ -106,7 +106,13 @@ class AttemptReport:
 def classify_result(result: CallResult) -> Classification:
     """A locally generated code (``error`` set: nothing answered) counts as no response at all."""
     status = None if result.error else result.status
-    return classify(status, rang=result.rang, ring_timeout_fired=result.ring_timeout_fired)
+    found = classify(status, rang=result.rang, ring_timeout_fired=result.ring_timeout_fired)
+    early = (result.early_media or {}).get("early_media")
+    if early == "announcement" and result.answer_at is None and found.action in (Action.RETRY_LATER, Action.BACKOFF):
+        # A carrier's "cannot be reached" before a no-answer or a timeout: a machine, not a person who did not
+        # pick up (worker/sip/early_media.py); a final refusal (404, 603) keeps its own outcome.
+        return Classification(Outcome.MACHINE, Action.RETRY_LATER)
+    return found
 
 
 class _PlacedCallTimedOut(Exception):

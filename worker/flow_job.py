@@ -132,6 +132,7 @@ class FlowFacts:
     transfer_status: int | None = None
     recording: str | None = None
     first_audio_s: float | None = None
+    amd: Mapping[str, Any] | None = None  # {"decision", "reason", "decided_at_s", "detail"} of the amd step
 
 
 def flow_facts(report: Mapping[str, Any] | None, answered_outcome: Outcome) -> FlowFacts:
@@ -149,6 +150,7 @@ def flow_facts(report: Mapping[str, Any] | None, answered_outcome: Outcome) -> F
         outcome=outcome, steps=steps, digits=report.get("digits") or None,
         transfer_target=report.get("transfer_target"), transfer_status=report.get("transfer_status"),
         recording=report.get("recording"), first_audio_s=report.get("first_audio_s"),
+        amd=report.get("amd") if isinstance(report.get("amd"), Mapping) else None,
     )
 
 
@@ -156,7 +158,16 @@ def with_flow(row: TryRow, facts: FlowFacts) -> TryRow:
     """The CDR row of the answered try, with the flow's outcome and columns."""
     return replace(row, outcome=facts.outcome, flow_steps=facts.steps, digits=facts.digits,
                    transfer_target=facts.transfer_target, transfer_status=facts.transfer_status,
-                   recording=facts.recording, first_audio_s=facts.first_audio_s)
+                   recording=facts.recording, first_audio_s=facts.first_audio_s, **amd_columns(facts.amd))
+
+
+def amd_columns(amd: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The CDR's amd columns of the flow report's ``amd`` entry (all None without an amd step)."""
+    if not amd:
+        return {"amd_decision": None, "amd_reason": None, "amd_decided_at_s": None}
+    at = amd.get("decided_at_s")
+    return {"amd_decision": amd.get("decision"), "amd_reason": amd.get("reason"),
+            "amd_decided_at_s": float(at) if isinstance(at, int | float) else None}
 
 
 def give_back(conn: psycopg.Connection[Any], job: ClaimedJob, worker: str, reason: str) -> bool:
@@ -184,3 +195,9 @@ def count_flow(campaign: str, facts: FlowFacts) -> None:
         metrics.DTMF_DIGITS.labels(campaign).inc(len(facts.digits))
     if facts.first_audio_s is not None:
         metrics.FIRST_AUDIO.labels(campaign).observe(facts.first_audio_s)
+    if facts.amd and facts.amd.get("decision") in ("human", "machine", "notsure"):
+        decision = str(facts.amd["decision"])
+        metrics.AMD_DECISIONS.labels(campaign, decision, str(facts.amd.get("reason"))).inc()
+        at = facts.amd.get("decided_at_s")
+        if isinstance(at, int | float):
+            metrics.AMD_DECISION_SECONDS.labels(campaign, decision).observe(float(at))

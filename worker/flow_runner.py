@@ -10,7 +10,13 @@ path queues it to a thread that writes the DNC row at once).
 
     {"steps": [{"step": "offer", "action": "play", "result": "played", "at_s": 3.1, "played_s": 3.1}, ...],
      "outcome": "transferred", "ended_by": "transferred", "first_audio_s": 0.04, "digits": "1",
-     "transfer_target": "sip:advisors@pbx", "transfer_status": 200, "recording": null}
+     "transfer_target": "sip:advisors@pbx", "transfer_status": 200, "recording": null,
+     "amd": {"decision": "human", "reason": "human", "decided_at_s": 1.9, "detail": "..."}}  # with an amd step
+
+The listening steps (``amd``, ``voicemail_drop``) get the callee's audio
+through :class:`worker.flow_listen.CallListener`; a call whose audio cannot be
+tapped takes the step's fallback (``notsure``, which is the human path; the
+voicemail message plays at once) and the log's reason says ``no_audio``.
 """
 
 from __future__ import annotations
@@ -25,9 +31,11 @@ from typing import Any, Literal
 
 from shared.flow import engine
 from shared.flow.engine import Action, Event, State
+from shared.flow.listen import Heard, Listen
 from shared.flow.model import Flow
 from shared.flow.outcome import flow_outcome
-from worker.sip.answer import MediaControl, RecordMode
+from worker.flow_listen import CallListener
+from worker.sip.answer import MediaControl, MediaError, RecordMode
 
 log = logging.getLogger(__name__)
 
@@ -58,15 +66,20 @@ class FlowScript:
         self._lengths: dict[str, float] = {}
         self._digits: list[str] = []
         self._errors: list[str] = []
+        self._listener: CallListener | None = None
+        self._queued: list[Event] = []  # events an action caused (a tap that could not be had)
 
     # ----------------------------------------------------------------- AnswerScript
     def on_answer(self, ctl: MediaControl, now: float) -> None:
         self._ctl = ctl
         self._now = now
+        self._listener = CallListener(ctl)
         self._state, actions = engine.start(self._flow, now)
-        self._apply(actions)
+        self._run(actions)
+        self._drain_queued()
 
     def on_tick(self, now: float) -> None:
+        self._listen(now)
         if self._playing and self._ctl is not None:
             played_s, finished = self._ctl.play_state()
             # pjmedia's file position can stop short of the end of a file whose data is not a whole number of
@@ -93,6 +106,8 @@ class FlowScript:
         if self._playing and self._ctl is not None:  # the last position, so the log says how much was heard
             played_s, _ = self._ctl.play_state()
             self._feed(engine.Tick(now, played_s, False))
+        if self._listener is not None:
+            self._listener.hung_up()
         self._feed(engine.HungUp(by, now))
 
     def done(self) -> bool:
@@ -114,6 +129,7 @@ class FlowScript:
             "transfer_target": transfers[-1].target if transfers else None,
             "transfer_status": transfers[-1].status if transfers else None,
             "recording": recordings[-1] if recordings else None,
+            **self._amd_report(state),
             **({"errors": self._errors} if self._errors else {}),
         }
 
@@ -123,7 +139,59 @@ class FlowScript:
         if self._state is None:
             return
         self._state, actions = engine.step(self._flow, self._state, event)
+        self._run(actions)
+        self._drain_queued()
+
+    def _drain_queued(self) -> None:
+        while self._queued and self._state is not None:
+            event = self._queued.pop(0)
+            self._state, actions = engine.step(self._flow, self._state, event)
+            self._run(actions)
+
+    def _listen(self, now: float) -> None:
+        """Feed the callee's audio to the listening step, one settled event at a time."""
+        listener, state = self._listener, self._state
+        if listener is None or state is None:
+            return
+        while state is not None and state.phase in ("listening", "waiting_beep"):
+            heard = listener.poll(now)
+            if heard is None:
+                return
+            self._feed(heard)
+            state = self._state
+        listener.discard()
+
+    def _start_listening(self, act: Listen) -> None:
+        listener, state = self._listener, self._state
+        assert listener is not None and state is not None
+        step = self._flow.step(act.step)
+        try:
+            if act.kind == "amd":
+                listener.start_amd(step.params, state.at(self._now))
+                early = getattr(self._ctl, "early_media", None)  # a MediaControl without it heard no 183
+                if early and early.get("early_media") == "announcement":  # a carrier's media server answered
+                    self._queued.append(Heard("machine", "announcement", self._now, state.at(self._now)))
+            else:
+                listener.start_beep(step.params, state.at(self._now))
+        except MediaError as exc:  # no audio to listen to: the fallback, and the log says why
+            self._errors.append(f"{act.step}: {exc}")
+            what = "notsure" if act.kind == "amd" else "silence"
+            self._queued.append(Heard(what, "no_audio", self._now, state.at(self._now)))
+
+    def _amd_report(self, state: State) -> dict[str, object]:
+        decided = [e for e in state.entries if e.action == "amd" and e.decision is not None]
+        if not decided:
+            return {}
+        last = decided[-1]
+        detail = self._listener.decision if self._listener is not None else None
+        return {"amd": {"decision": last.decision, "reason": last.reason, "decided_at_s": last.decided_at_s,
+                        "detail": (detail or {}).get("detail")}}
+
+    def _run(self, actions: tuple[Action, ...]) -> None:
         self._apply(actions)
+        for act in actions:
+            if isinstance(act, Listen):
+                self._start_listening(act)
 
     def _apply(self, actions: tuple[Action, ...]) -> None:
         ctl = self._ctl
@@ -147,6 +215,7 @@ class FlowScript:
                 ctl.stop_recording()
             elif isinstance(act, engine.OptOut):
                 self._opt_out()
+
             elif isinstance(act, engine.Hangup):
                 if self._playing:
                     ctl.stop_play()
@@ -180,6 +249,18 @@ class FlowScript:
         return str(folder / f"{uuid.uuid4().hex}-{step}.wav")
 
 
+class _Factory:
+    """A fresh script per answered call; ``early_media`` asks the SIP runtime to analyse the 183's audio
+    (worker/sip/early_media.py) for flows that start with ``amd``."""
+
+    def __init__(self, flow: Flow, prompts: Mapping[str, str], options: Mapping[str, Any]) -> None:
+        self._flow, self._prompts, self._options = flow, prompts, options
+        self.early_media = flow.step(flow.start).kind == "amd"
+
+    def __call__(self) -> FlowScript:
+        return FlowScript(self._flow, self._prompts, **self._options)
+
+
 def script_factory(flow: Flow, prompts: Mapping[str, str], **options: Any) -> Callable[[], FlowScript]:
     """What ``CallRequest.script_factory`` wants: a fresh script per answered call."""
-    return lambda: FlowScript(flow, prompts, **options)
+    return _Factory(flow, prompts, options)

@@ -60,11 +60,13 @@ _INSERT_TRY = """
 INSERT INTO call_attempts (job_id, campaign_id, attempt, try_index, trunk, variant, dialled_uri, sip_call_id,
                            status_code, reason, provisional, invite_at, first_provisional_at, answer_at, end_at,
                            duration_s, hangup_by, outcome, worker, flow_steps, digits, transfer_target,
-                           transfer_status, recording, first_audio_s)
+                           transfer_status, recording, first_audio_s, amd_decision, amd_reason,
+                           amd_decided_at_s)
 VALUES (%(job_id)s, %(campaign_id)s, %(attempt)s, %(try_index)s, %(trunk)s, %(variant)s, %(uri)s, %(call_id)s,
         %(status)s, %(reason)s, %(provisional)s, %(invite_at)s, %(first_provisional_at)s, %(answer_at)s,
         %(end_at)s, %(duration_s)s, %(hangup_by)s, %(outcome)s, %(worker)s, %(flow_steps)s, %(digits)s,
-        %(transfer_target)s, %(transfer_status)s, %(recording)s, %(first_audio_s)s)
+        %(transfer_target)s, %(transfer_status)s, %(recording)s, %(first_audio_s)s, %(amd_decision)s,
+        %(amd_reason)s, %(amd_decided_at_s)s)
 ON CONFLICT (job_id, attempt, try_index) DO NOTHING
 """
 
@@ -129,6 +131,10 @@ class TryRow:
     transfer_status: int | None = None
     recording: str | None = None
     first_audio_s: float | None = None
+    # The amd step's verdict (shared/flow/listen.py), when the flow has one.
+    amd_decision: str | None = None
+    amd_reason: str | None = None
+    amd_decided_at_s: float | None = None
 
 
 def claim(conn: psycopg.Connection[Any], job_id: int, worker: str, extra_s: float) -> ClaimedJob | None:
@@ -188,7 +194,8 @@ def _try_params(job: ClaimedJob, worker: str, row: TryRow) -> dict[str, Any]:
         "outcome": row.outcome.value, "worker": worker,
         "flow_steps": Jsonb(row.flow_steps) if row.flow_steps is not None else None, "digits": row.digits,
         "transfer_target": row.transfer_target, "transfer_status": row.transfer_status, "recording": row.recording,
-        "first_audio_s": row.first_audio_s,
+        "first_audio_s": row.first_audio_s, "amd_decision": row.amd_decision, "amd_reason": row.amd_reason,
+        "amd_decided_at_s": row.amd_decided_at_s,
     }
 
 

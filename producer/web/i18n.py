@@ -153,7 +153,7 @@ WORDS: dict[str, str] = {
     "worker_lost": "外呼进程中断", "cancelled": "已取消", "skipped_dnc": "免打扰跳过", "pending": "待拨",
     "queued": "排队中", "dialing": "拨打中", "completed": "已完成", "retry_wait": "等待重试",
     "transferred": "已转接", "transfer_failed": "转接失败", "opted_out": "已退订", "message_played": "已播放",
-    "abandoned": "放弃呼叫",
+    "abandoned": "放弃呼叫", "machine": "答录机", "voicemail_left": "已留言",
 }
 _INDEX = {"en": 0, "zh-CN": 1}
 

@@ -31,13 +31,16 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from shared.flow import listen
+from shared.flow.listen import Heard, Listen
 from shared.flow.model import Flow, Step
 
 TRANSFER_TIMEOUT_S = 30.0  # no final NOTIFY / agent answer by then: the transfer failed (408)
 RECORDING_GRACE_S = 3.0  # a stopped recorder reports within this, or the recording failed
 MAX_TYPEAHEAD = 32  # keys kept from prompts before a gather (a flood keeps only the last ones)
 
-Phase = Literal["between", "playing", "gathering", "pausing", "transfer", "bridged", "recording", "stopping", "done"]
+Phase = Literal["between", "playing", "gathering", "pausing", "transfer", "bridged", "recording", "stopping", "done",
+                "listening", "waiting_beep"]
 EndedBy = Literal["flow", "remote", "max_duration", "transferred"]
 
 
@@ -75,7 +78,7 @@ class HungUp:
     now: float
 
 
-Event = Tick | Digit | TransferStatus | RecordingResult | HungUp
+Event = Tick | Digit | TransferStatus | RecordingResult | HungUp | Heard
 
 
 # --------------------------------------------------------------------------------------------- actions
@@ -117,7 +120,7 @@ class Hangup:
     pass
 
 
-Action = Play | StopPlay | Transfer | StartRecording | StopRecording | OptOut | Hangup
+Action = Play | StopPlay | Transfer | StartRecording | StopRecording | OptOut | Hangup | Listen
 
 
 # --------------------------------------------------------------------------------------------- state
@@ -134,11 +137,15 @@ class Entry:
     played_s: float | None = None
     path: str | None = None
     target: str | None = None
+    decision: str | None = None  # amd: human|machine|notsure, with its reason and time since answer
+    reason: str | None = None
+    decided_at_s: float | None = None
+    heard: str | None = None  # voicemail_drop: what started the message (beep|silence|timeout)
 
     def to_json(self) -> dict[str, object]:
         data: dict[str, object] = {"step": self.step, "action": self.action, "result": self.result,
                                    "at_s": round(self.at_s, 3)}
-        for key in ("digits", "status", "played_s", "path", "target"):
+        for key in ("digits", "status", "played_s", "path", "target", "decision", "reason", "decided_at_s", "heard"):
             value = getattr(self, key)
             if value is not None:
                 data[key] = round(value, 3) if isinstance(value, float) else value
@@ -159,6 +166,9 @@ class State:
     typeahead: str = ""  # keys pressed during a prompt before a gather: the gather takes them first
     ended_by: EndedBy | None = None
     ended_at: float | None = None
+    decision: str | None = None  # the last amd decision, and its reason (shared.flow.listen)
+    amd_reason: str | None = None
+    heard: str | None = None  # what started the current voicemail_drop message
 
     @property
     def done(self) -> bool:
@@ -192,6 +202,8 @@ def step(flow: Flow, state: State, event: Event) -> Result:
         return _tick(flow, state, event)
     if isinstance(event, Digit):
         return _digit(flow, state, event)
+    if isinstance(event, Heard):
+        return listen.heard(flow, state, event)
     return _transfer(flow, state, event)
 
 
@@ -204,6 +216,12 @@ def _log(state: State, current: Step, result: str, now: float, **extra: object) 
         extra.setdefault("digits", state.digits)
     if action == "transfer":
         extra.setdefault("target", current.target)
+    if action == "voicemail_drop":
+        extra.setdefault("heard", state.heard)
+    if action == "amd":  # ended before a verdict (hang-up, max duration): notsure, as the detector's finish() says
+        extra.setdefault("decision", "notsure")
+        extra.setdefault("reason", "ended")
+        extra.setdefault("decided_at_s", state.at(now))
     entry = Entry(step=current.id, action=action, result=result, at_s=state.at(now), **extra)  # type: ignore[arg-type]
     return replace(state, entries=(*state.entries, entry))
 
@@ -223,6 +241,8 @@ def _enter(flow: Flow, state: State, sid: str | None, now: float, acts: tuple[Ac
             state, more = step(flow, state, Digit(key, now))
             acts = (*acts, *more)
         return state, acts
+    if cur.kind in listen.KINDS:
+        return listen.enter(flow, state, cur, now, acts)
     if cur.kind in ("play", "say") or (cur.kind == "gather" and cur.prompt_kind is not None):
         return replace(state, phase="playing"), (*acts, Play(sid))
     if cur.kind == "gather":
@@ -264,7 +284,7 @@ def _end(state: State, now: float, by: EndedBy, result: str | None, acts: tuple[
     return replace(state, phase="done", ended_by=by, ended_at=now, deadline=deadline), (*acts, *stops)
 
 
-def _tick(flow: Flow, state: State, ev: Tick) -> Result:
+def _tick(flow: Flow, state: State, ev: Tick) -> Result:  # noqa: C901  # one branch per phase
     cur = flow.step(state.step)
     if ev.now - state.answered_at >= flow.max_duration_s:
         return _end_step(state, cur, ev.now, "max_duration", "max_duration")
@@ -282,6 +302,8 @@ def _tick(flow: Flow, state: State, ev: Tick) -> Result:
         return state, ()
     if state.phase == "gathering":
         return _gathered(flow, state, cur, ev.now)
+    if state.phase in listen.PHASES:
+        return listen.expired(flow, state, cur, ev.now)
     if state.phase == "pausing":
         return _enter(flow, _log(state, cur, "paused", ev.now), cur.next, ev.now, ())
     if state.phase == "transfer":
@@ -299,6 +321,8 @@ def _end_step(state: State, cur: Step, now: float, by: EndedBy, result: str) -> 
 
 
 def _digit(flow: Flow, state: State, ev: Digit) -> Result:
+    if state.phase == "listening":
+        return listen.digit(flow, state, ev)
     cur = flow.step(state.step)
     if cur.kind != "gather" and state.phase in ("playing", "between", "pausing"):
         return replace(state, typeahead=(state.typeahead + ev.digit)[-MAX_TYPEAHEAD:]), ()

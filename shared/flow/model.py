@@ -19,8 +19,9 @@ written) is a table of named steps and a ``start``::
 One action per step: ``play``, ``say``, ``gather`` (whose prompt is an optional
 ``play`` or ``say`` beside it), ``transfer`` (with ``mode`` refer|bridge),
 ``record`` ("call" or "message", with ``max_s``), ``opt_out``, ``pause``
-(seconds) or ``hangup``. Every step may name ``next``; gather and transfer
-steps also ``branches`` / ``on_failure``. A step with nowhere to go next ends
+(seconds), ``hangup``, or the listening steps ``amd`` and ``voicemail_drop``
+(:mod:`shared.flow.listen`). Every step may name ``next``; gather, amd and
+transfer steps also ``branches`` / ``on_failure``. A step with nowhere to go next ends
 the call.
 
 Parsing is pure and stops at the FIRST problem with a :class:`FlowError`
@@ -36,8 +37,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from shared.errors import ConfigError
+from shared.flow import listen
 
-StepKind = Literal["play", "say", "gather", "transfer", "record", "opt_out", "pause", "hangup"]
+StepKind = Literal["play", "say", "gather", "transfer", "record", "opt_out", "pause", "hangup", "amd",
+                   "voicemail_drop"]
 TransferMode = Literal["refer", "bridge"]
 RecordMode = Literal["call", "message"]
 
@@ -46,7 +49,9 @@ MAX_DURATION_LIMIT_S = 4 * 3600.0
 # espeak-ng voice names, and the spellings accepted for them.
 VOICES: Mapping[str, str] = {"en": "en", "en-us": "en-us", "en-gb": "en-gb", "cmn": "cmn", "zh": "cmn",
                              "mandarin": "cmn"}
-_ACTIONS: tuple[StepKind, ...] = ("gather", "transfer", "record", "opt_out", "pause", "hangup", "play", "say")
+_ACTIONS: tuple[StepKind, ...] = ("gather", "transfer", "record", "opt_out", "pause", "hangup", "amd", "voicemail_drop",
+                                  "play", "say")
+_PROMPTED: tuple[StepKind, ...] = ("gather", "voicemail_drop")  # steps whose play/say is their prompt or message
 _COMMON_KEYS = frozenset({"next", "branches", "on_failure", "voice", "mode", "max_s", *_ACTIONS})
 _FLOW_KEYS = frozenset({"start", "steps", "max_duration_s", "voice"})
 _GATHER_KEYS = frozenset({"num_digits", "timeout_s", "finish_on_key", "repeat"})
@@ -83,6 +88,7 @@ class Step:
     mode: str = ""
     max_s: float = 0.0
     pause_s: float = 0.0
+    params: Mapping[str, Any] = field(default_factory=dict)  # amd / voicemail_drop settings (shared.flow.listen)
 
     def exits(self) -> tuple[str, ...]:
         """Every step this one may lead to."""
@@ -108,6 +114,8 @@ class Step:
             data.update(mode=self.mode, max_s=self.max_s)
         if self.kind == "pause":
             data["pause_s"] = self.pause_s
+        if self.kind in ("amd", "voicemail_drop"):
+            data["params"] = dict(self.params)
         return data
 
     @classmethod
@@ -119,6 +127,7 @@ class Step:
             voice=data.get("voice", "en"), wav_sha256=data.get("wav_sha256"),
             gather=Gather(**g) if g is not None else None, target=data.get("target", ""),
             mode=data.get("mode", ""), max_s=float(data.get("max_s", 0.0)), pause_s=float(data.get("pause_s", 0.0)),
+            params=dict(data.get("params", {})),
         )
 
 
@@ -180,15 +189,16 @@ def _parse_step(sid: str, body: Any, default_voice: str, where: str) -> Step:  #
                         "with next/branches/on_failure")
     actions = [a for a in _ACTIONS if a in body]
     kind: StepKind
-    if "gather" in actions:
-        kind = "gather"
-        extra = [a for a in actions if a not in ("gather", "play", "say")]
+    prompted = next((a for a in _PROMPTED if a in actions), None)
+    if prompted is not None:
+        kind = prompted
+        extra = [a for a in actions if a not in (prompted, "play", "say")]
     elif actions:
         kind, extra = actions[0], actions[1:]
     else:
         raise FlowError(f"{at}: no action; give one of {', '.join(_ACTIONS)}")
     if extra or ("play" in body and "say" in body):
-        both = [a for a in actions if a != "gather"][:2] if not extra else [kind, extra[0]]
+        both = [a for a in actions if a != kind][:2] if not extra else [kind, extra[0]]
         raise FlowError(f"{at}: has both {both[0]!r} and {both[1]!r}; give one action per step")
     fields: dict[str, Any] = {"id": sid, "kind": kind}
     fields["next"] = _step_ref(body.get("next"), f"{at}: next")
@@ -196,11 +206,11 @@ def _parse_step(sid: str, body: Any, default_voice: str, where: str) -> Step:  #
     branches = body.get("branches", {})
     if not isinstance(branches, Mapping):
         raise FlowError(f"{at}: branches must be a table such as {{ \"1\" = \"agent\", none = \"bye\" }}")
-    if branches and kind != "gather":
-        raise FlowError(f"{at}: branches belong to a gather step; use next here")
+    if branches and kind not in ("gather", "amd"):
+        raise FlowError(f"{at}: branches belong to a gather or amd step; use next here")
     fields["branches"] = {str(k): str(_step_ref(v, f"{at}: branch {k!r}")) for k, v in branches.items()}
     for key in fields["branches"]:
-        if key != "none" and not (key and set(key) <= _DTMF):
+        if kind == "gather" and key != "none" and not (key and set(key) <= _DTMF):
             raise FlowError(f"{at}: branch {key!r} is not keypad digits (0-9, *, #) or `none`")
     if body.get("on_failure") is not None and kind != "transfer":
         raise FlowError(f"{at}: on_failure belongs to a transfer step")
@@ -240,6 +250,12 @@ def _action_fields(kind: StepKind, body: Mapping[str, Any], at: str, fields: dic
         fields.update(mode=mode, max_s=_number(body.get("max_s", 60.0), f"{at}: max_s", 1.0, 3600.0))
     elif kind == "pause":
         fields["pause_s"] = _number(value, f"{at}: pause (seconds)", 0.0, 3600.0)
+    elif kind in ("amd", "voicemail_drop"):
+        try:
+            fields["params"] = (listen.parse_amd(value, fields["branches"], fields["next"] is not None, at)
+                                if kind == "amd" else listen.parse_drop(value, "prompt" in fields, at))
+        except ValueError as exc:
+            raise FlowError(str(exc)) from None
     elif kind in ("opt_out", "hangup") and value is not True:
         raise FlowError(f"{at}: write {kind} = true")
 

@@ -17,6 +17,7 @@ import re
 import string
 from collections.abc import Iterable, Mapping
 
+from shared.flow import listen
 from shared.flow.model import Flow, FlowError, Step
 
 _SIP_URI = re.compile(r"^sips?:([^@\s<>\"]+@)?[A-Za-z0-9.\-\[\]:]+(;[^\s<>\"]*)?$")
@@ -47,6 +48,8 @@ def _ends_call(step: Step) -> bool:
         return True  # a transfer that succeeds ends our part of the call
     if step.kind == "gather":
         return "none" not in step.branches and step.next is None
+    if step.kind == "amd":
+        return listen.ends_call(step.branches, step.next)
     return step.next is None
 
 

@@ -121,16 +121,22 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_baresip_callee(workdir: Path, *, source_hz: float = 0.0, ready_timeout_s: float = 10.0) -> BaresipCallee:
-    """baresip answering on a free loopback port; it sends ``source_hz`` (0: silence) and records what it hears."""
+def start_baresip_callee(workdir: Path, *, source_hz: float = 0.0, ready_timeout_s: float = 10.0,
+                         source_wav: Path | None = None, users: tuple[str, ...] = ("callee",),
+                         rtp_ports: tuple[int, int] | None = None) -> BaresipCallee:
+    """baresip answering on a free loopback port; it sends ``source_wav`` (a mono 8 kHz WAV), else ``source_hz``
+    (0: silence), and records what it hears; it answers calls to each of ``users``."""
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "rec").mkdir(exist_ok=True)
-    source = write_tone(workdir / "source.wav", 120.0, source_hz, amplitude=0.3)
-    (workdir / "accounts").write_text(f"<sip:callee@{HOST}>;regint=0;answermode=auto\n")
+    source = source_wav or write_tone(workdir / "source.wav", 120.0, source_hz, amplitude=0.3)
+    (workdir / "accounts").write_text("".join(f"<sip:{user}@{HOST}>;regint=0;answermode=auto\n" for user in users))
     last = ""
     for _ in range(3):  # a free port can be taken by someone else before baresip binds it
         port = _free_port()
-        (workdir / "config").write_text(_CONFIG.format(host=HOST, port=port, source=source, rec=workdir / "rec"))
+        config = _CONFIG.format(host=HOST, port=port, source=source, rec=workdir / "rec")
+        if rtp_ports is not None:  # RTP/RTCP from this range only (a capture filter can then name it)
+            config += f"rtp_ports\t\t{rtp_ports[0]}-{rtp_ports[1]}\n"
+        (workdir / "config").write_text(config)
         log_path = workdir / "baresip.log"
         with open(log_path, "wb") as out:
             proc = subprocess.Popen([BARESIP, "-f", str(workdir)], stdin=subprocess.DEVNULL, stdout=out,

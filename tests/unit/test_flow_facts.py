@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from shared.outcomes import Outcome
-from worker.flow_job import flow_facts
+from worker.flow_job import amd_columns, flow_facts
 
 
 def test_no_report_keeps_the_sip_outcome() -> None:
@@ -26,3 +26,13 @@ def test_a_failed_script_is_answered_and_says_why_in_the_log() -> None:
     assert facts.outcome is Outcome.ANSWERED
     assert facts.steps == [{"step": None, "action": "error", "result": "on_answer: MediaError: no audio stream",
                             "at_s": None}]
+
+
+def test_the_amd_verdict_fills_its_columns() -> None:
+    """The report's amd entry becomes amd_decision, amd_reason and amd_decided_at_s; without one all are None."""
+    facts = flow_facts({"steps": [], "outcome": "machine",
+                        "amd": {"decision": "machine", "reason": "beep", "decided_at_s": 3.2, "detail": "..."}},
+                       Outcome.ANSWERED)
+    assert facts.outcome is Outcome.MACHINE
+    assert amd_columns(facts.amd) == {"amd_decision": "machine", "amd_reason": "beep", "amd_decided_at_s": 3.2}
+    assert set(amd_columns(None).values()) == {None}

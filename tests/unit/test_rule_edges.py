@@ -42,7 +42,7 @@ def test_non_retryable_outcome_lists_the_retryable_ones() -> None:
     with pytest.raises(ValueError) as caught:
         parse_retry_delays("answered=5m")
     assert str(caught.value) == ("'answered' is never retried; retry delays apply to: "
-                                 "busy, no_answer, transient, worker_lost")
+                                 "busy, machine, no_answer, transient, worker_lost")
 
 
 def test_outcome_without_any_delay_waits_five_minutes() -> None:

@@ -31,6 +31,16 @@ it reports a prompt finished even where pjmedia's getPos stops short of the
 end of a file (a last partial read buffer), once the wall clock has passed
 its length.
 
+Added for answering-machine detection and the AI bridge: :meth:`MediaControl.audio_tap`,
+the call's one :class:`~worker.sip.audio_tap.AudioTap` (callee audio in
+20 ms PCM16 frames, and audio out when ``send``). It is attached on the first
+ask (normally in ``on_answer``, when the flow starts with ``amd``), follows the
+call's AudioMedia across re-INVITEs, and is detached when the call ends (and
+before libDestroy). One tap per call: a second ask returns the same tap (with
+sending switched on if now asked for); its frames go to whoever reads them,
+so one step reads at a time, and a new reader first drops what it did not
+ask for (``read()``).
+
 The implementation is :class:`worker.sip.media.control.CallMedia`. Methods
 that cannot do what is asked raise :class:`MediaError` (no audio stream, an
 unreadable WAV, a transfer target pjsua refuses, a second bridge); a script
@@ -48,6 +58,20 @@ from typing import Literal, Protocol
 TransferMode = Literal["refer", "bridge"]
 RecordMode = Literal["call", "message"]
 HangupSide = Literal["local", "remote"]
+
+
+class AudioFrames(Protocol):
+    """The any-thread half of :class:`worker.sip.audio_tap.AudioTap` (what a script or a bridge thread uses)."""
+
+    def read(self) -> list[bytes]: ...
+
+    def read_timed(self) -> list[tuple[float, bytes]]: ...
+
+    def write(self, pcm: bytes) -> int: ...
+
+    def clear(self) -> int: ...
+
+    def stats(self) -> dict[str, int]: ...
 
 
 class MediaControl(Protocol):
@@ -74,9 +98,16 @@ class MediaControl(Protocol):
     def hangup(self) -> None:
         """Send BYE now; on_hangup("local") follows."""
 
+    def audio_tap(self, *, send: bool = False) -> AudioFrames:
+        """The call's one audio tap, attached on first use (see the module docstring). Raises MediaError."""
+
     @property
     def first_audio_sent_s(self) -> float | None:
         """Seconds from 200 OK to the first RTP packet of prompt audio sent, once known."""
+
+    @property
+    def early_media(self) -> Mapping[str, object] | None:
+        """The verdict on the call's early media before the answer (worker.sip.early_media), if analysed."""
 
 
 class AnswerScript(Protocol):

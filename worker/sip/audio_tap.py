@@ -188,9 +188,25 @@ class AudioTap:
         port, old = self._port, self._media
         if port is None:
             raise RuntimeError(f"audio tap {self.name} is not attached")
-        self._disconnect(port, old)
+        if old is not None:
+            self._disconnect(port, old)
         self._media = call_media
         self._connect(port, call_media)
+
+    def pause(self) -> None:
+        """The call's stream went away (a hold without media). SIP thread only; :meth:`rebind` reconnects."""
+        if self._port is not None and self._media is not None:
+            self._disconnect(self._port, self._media)
+            self._media = None
+
+    def start_sending(self) -> None:
+        """Send too, from now on (the tap was attached to listen only). SIP thread only."""
+        if self._port is None:
+            raise RuntimeError(f"audio tap {self.name} is not attached")
+        if not self._sending:
+            self._sending = True
+            if self._media is not None:
+                self._port.startTransmit(self._media)
 
     def _connect(self, port: _TapPort, media: Any) -> None:
         media.startTransmit(port)
@@ -199,6 +215,8 @@ class AudioTap:
 
     def _disconnect(self, port: _TapPort, media: Any) -> None:
         """stopTransmit both ways; errors mean the call's media is already gone, so nothing flows anyway."""
+        if media is None:
+            return
         with contextlib.suppress(pj.Error):
             media.stopTransmit(port)
         if self._sending:
@@ -222,6 +240,10 @@ class AudioTap:
     @property
     def attached(self) -> bool:
         return self._port is not None
+
+    @property
+    def sending(self) -> bool:
+        return self._sending
 
     # ------------------------------------------------------------- any thread
     def read(self) -> list[bytes]:

@@ -191,6 +191,7 @@ class CallResult:
     error: str | None
     challenges: tuple[int, ...] = ()
     flow: Mapping[str, object] | None = None  # the answer script's report (worker.sip.answer)
+    early_media: Mapping[str, object] | None = None  # worker.sip.early_media's verdict, when it listened
 
     @property
     def rang(self) -> bool:

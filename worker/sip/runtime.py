@@ -40,6 +40,7 @@ from worker.sip.commands import (
     resolve_future,
 )
 from worker.sip.config import CallResult, RegistrationResult, SipAccountConfig
+from worker.sip.early_media import EarlyMediaWatch, watch_early_media
 from worker.sip.errors import AgentStopped, CertificateRejected
 from worker.sip.network import NetworkSettings, plan_addresses
 from worker.sip.pacing import EvenPacer, registration_backoff
@@ -63,11 +64,20 @@ class _Live:
     hangup_at: float | None = None
     hung_up: bool = False
     flow: ScriptedCall | None = None  # the answer script, when the request has one
+    early: EarlyMediaWatch | None = None  # early-media analysis while ringing (worker.sip.early_media)
+    early_media: dict[str, object] | None = None  # its verdict, once closed
+
+    def close_early(self) -> dict[str, object] | None:
+        """Detach the early-media tap (SIP thread) and keep the verdict."""
+        if self.early is not None:
+            self.early_media, self.early = self.early.close(), None
+        return self.early_media
 
     def result(self, *, now: datetime | None = None, error: str | None = None) -> CallResult:
         result = self.call.trace.result(now=now, error=error)
         flow = self.flow.flow() if self.flow is not None else None
-        return result if flow is None else replace(result, flow=flow)
+        result = result if flow is None else replace(result, flow=flow)
+        return result if self.early_media is None else replace(result, early_media=self.early_media)
 
 
 class SipRuntime:
@@ -188,6 +198,7 @@ class SipRuntime:
         now = pjo.utcnow()
         for live in self._live:
             error = None if live.call.trace.ended else "agent stopped before the call ended"
+            live.close_early()  # its port goes before libDestroy
             if live.flow is not None:
                 live.flow.close()
             resolve_future(live.request.future, live.result(now=now, error=error))
@@ -319,6 +330,7 @@ class SipRuntime:
             return
         self._live = [live for live in self._live if live not in ended]
         for live in ended:
+            live.close_early()
             result = live.result()
             if result.error and is_certificate_failure(result.status, result.reason):
                 # Nothing reached the trunk: a configuration error, not a call outcome.
@@ -393,12 +405,15 @@ class SipRuntime:
         call = live.call
         if live.flow is None:
             if call.confirmed and live.request.script_factory is not None:
+                early_media = live.close_early()  # CallMedia owns the call's audio from here
                 live.flow = ScriptedCall(live.request.script_factory)
                 live.flow.start(call, call.trace.answer_at, now, lambda: None if live.hung_up else self._hang_up(live),
-                                self._place_leg)
-            elif not call.trace.answered and now >= live.ring_deadline:
-                self._hang_up(live, ring_timeout=True)
-                return
+                                self._place_leg, early_media=early_media)
+            elif not call.trace.answered:
+                live.early = watch_early_media(live.early, live.call.audio, live.request.script_factory)
+                if now >= live.ring_deadline:
+                    self._hang_up(live, ring_timeout=True)
+                    return
         if live.flow is not None and live.flow.tick(now) and not live.hung_up:
             self._hang_up(live)
 

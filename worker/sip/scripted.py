@@ -36,11 +36,13 @@ class ScriptedCall:
         return self.media is not None
 
     def start(
-        self, call: Any, answer_at: datetime | None, now: float, hang_up: Callable[[], None], place_leg: PlaceLeg
+        self, call: Any, answer_at: datetime | None, now: float, hang_up: Callable[[], None], place_leg: PlaceLeg,
+        *, early_media: Mapping[str, object] | None = None,
     ) -> None:
         """The call is CONFIRMED: build the script and run on_answer."""
         lag = 0.0 if answer_at is None else max(0.0, (datetime.now(UTC) - answer_at).total_seconds())
         self.media = CallMedia(call, now - lag, hang_up, place_leg)
+        self.media.early_media = early_media
         try:
             self._script = self._factory()
         except Exception as exc:

@@ -7,7 +7,7 @@ delivers the returned notices to the script, each guarded on its own.
 
 Every port it connects follows the call's current AudioMedia: a re-INVITE
 (a hold, a codec change) replaces the call's bridge port, and the prompt, the
-recorder and a bridged agent are reconnected to the new one.
+recorder, the audio tap and a bridged agent are reconnected to the new one.
 
 Destroying pjsua media is deferred: a stopped player or recorder is kept in
 ``_retired`` for ``_RETIRE_S`` (a player's queued end-of-file event, a
@@ -17,13 +17,14 @@ recorder's closing clock tick) and dropped on the SIP thread in ``poll``.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import pjsua2 as pj
 
 from worker.sip.answer import MediaError, RecordMode, TransferMode
+from worker.sip.audio_tap import AudioTap
 from worker.sip.media.bridge import BridgeLeg, refer
 from worker.sip.media.events import DtmfEvent, MediaChanged, TransferStatus
 from worker.sip.media.player import Player
@@ -72,6 +73,8 @@ class CallMedia:
         self._notices: list[Notice] = []
         self._audio: Any | None = None  # the call's AudioMedia our ports are connected to
         self._audio_port: int | None = None
+        self._tap: AudioTap | None = None  # the call's one tap: amd listens, the AI bridge streams
+        self.early_media: Mapping[str, object] | None = None  # the 183's verdict (worker.sip.early_media)
         self._ended = False
         self.now = answered_at
         self._media_changed()
@@ -139,6 +142,47 @@ class CallMedia:
         if not self._ended:
             self._hang_up()
 
+    def audio_tap(self, *, send: bool = False) -> AudioTap:
+        """The call's one tap, attached on the first ask (MediaControl.audio_tap; the amd step listens here)."""
+        if self._tap is None:
+            self.attach_tap(AudioTap(name="call-tap"), send=send)
+        elif send and not self._tap.sending:
+            self._tap.start_sending()
+            self._count_first_audio()
+        assert self._tap is not None
+        return self._tap
+
+    def attach_tap(self, tap: AudioTap, *, send: bool = True) -> None:
+        """Connect a tap its user made (the AI bridge sizes its own queues); it follows re-INVITEs.
+
+        One tap per call: a listen-only tap an amd step left is detached first; a sending one is a stream
+        already running (MediaError), as is a call with no audio.
+        """
+        self._media_changed()
+        if self._audio is None or self._ended:
+            raise MediaError("the call has no active audio stream to tap")
+        if self._tap is not None:
+            if self._tap.sending:
+                raise MediaError("an agent stream is already attached")
+            self.detach_tap()
+        try:
+            tap.attach(self._audio, send=send)
+        except pj.Error as exc:
+            raise MediaError(f"audio tap refused: {exc.reason}") from None
+        self._tap = tap
+        if send:
+            self._count_first_audio()
+
+    def detach_tap(self) -> None:
+        """stopTransmit both ways and free the port (explicitly, here on the SIP thread); frames stay readable."""
+        tap, self._tap = self._tap, None
+        if tap is not None:
+            tap.detach()
+
+    def _count_first_audio(self) -> None:
+        if self._first_audio_s is None and self._tx_baseline is None:
+            self._tx_baseline = self._tx_packets()  # what the tap sends counts as the first audio
+
     @property
     def first_audio_sent_s(self) -> float | None:
         return self._first_audio_s
@@ -177,6 +221,7 @@ class CallMedia:
             self._last_play = (self._player.played_s(now), self._player.finished(now))
             self._retire_player()
         self.stop_recording()
+        self.detach_tap()
         if self._leg is not None:
             self._leg.hang_up()
         self._ended = True
@@ -203,6 +248,7 @@ class CallMedia:
     def close(self) -> None:
         """Drop everything at once (agent stopping): the SIP thread is about to destroy the library."""
         self._ended = True
+        self.detach_tap()  # ports are destroyed before libDestroy
         self._player = None
         self._recording = None
         self._leg = None
@@ -225,7 +271,11 @@ class CallMedia:
         if self._recording is not None:
             self._recording.forget(old)
             self._recording.connect(audio)
-
+        if self._tap is not None:
+            if audio is None:  # the stream went away (hold with no media): nothing flows until it is back
+                self._tap.pause()
+            else:
+                self._tap.rebind(audio)
     def _poll_leg(self, now: float) -> None:
         leg = self._leg
         if leg is None:
