@@ -24,6 +24,7 @@ from shared.logs import register_secret
 from shared.settings import Settings, Trunk
 from worker.gate import RegistrationGate
 from worker.sip import RegistrationResult, SipAccountConfig, SipAgent
+from worker.sip.capacity import worker_limits
 
 log = logging.getLogger(__name__)
 
@@ -114,10 +115,11 @@ def start(
         raise ConfigError("DIALER_REDIS_URL: a worker needs the dialer's Redis")
     trunk = settings.trunk(trunk_name)
     worker_name = name or f"{socket.gethostname()}:{os.getpid()}"
+    limits = worker_limits(settings)
     agent = SipAgent(
         account_for(trunk, settings.sip_local_port),
-        max_calls=settings.calls_per_process,
-        max_call_starts_per_s=settings.call_starts_per_s,
+        max_calls=limits.calls,
+        max_call_starts_per_s=limits.starts_per_s,
         # The ladder of challenges is for `dialer call`; on the fleet it costs ~1.3 ms CPU per call.
         observe_challenges=False,
     )
@@ -133,7 +135,7 @@ def start(
         settings=settings,
         trunk=trunk,
         name=worker_name,
-        pool=open_pool(settings.database_url, min_size=1, max_size=settings.calls_per_process + 1, name="worker",
+        pool=open_pool(settings.database_url, min_size=1, max_size=limits.calls + 1, name="worker",
                        wait=False),
         redis=redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5),
         agent=agent,
