@@ -38,8 +38,8 @@ from typing import Any, Literal
 EngineKind = Literal["wheel", "built"]
 
 # Call starts per second one process sustains, measured (bench/bench_engine.py): with the 64-handle
-# select() ioqueue 200/s aborts in pj_ioqueue_register_sock2 and 50/s holds; with epoll and
-# 4096 handles the limit is the conference bridge and Python, not descriptors.
+# select() ioqueue 52/s holds and 100/s aborts the process; with epoll and 4096 handles 380/s held
+# with nothing failing (800/s asked: CPU-bound), so the default leaves room for media and Python.
 _SELECT_PACE = (40.0, 55.0)  # (default, ceiling)
 _EPOLL_PACE = (150.0, 400.0)
 DESCRIPTORS_PER_CALL = 3  # RTP + RTCP sockets, and a share of SIP transports, files and pipes
