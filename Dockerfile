@@ -44,12 +44,13 @@ RUN pip install --no-deps /tmp/engine/pjsua2-*.whl && rm -rf /tmp/engine
 
 # Metadata next, then the code. pjsua2-python (the PyPI wheel) is an extra, not installed here:
 # both provide the module pjsua2, and the image keeps only the built one.
-COPY pyproject.toml README.md LICENSE ./
+COPY pyproject.toml README.md LICENSE constraints.txt ./
 COPY shared ./shared
 COPY producer ./producer
 COPY worker ./worker
 COPY sandbox ./sandbox
-RUN pip install .
+# constraints.txt: the versions the test suite passed with (scripts/lock), not whatever is newest today.
+RUN pip install -c constraints.txt .
 # Fails the build if the engine does not load or is not the built one.
 RUN dialer engine && dialer engine --json | python -c 'import json, sys; assert json.load(sys.stdin)["kind"] == "built"'
 

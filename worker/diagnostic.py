@@ -25,6 +25,7 @@ from shared.settings import Trunk
 from worker.dialing import Try, dial_number
 from worker.runtime import account_for
 from worker.sip import CallResult, RegistrationResult, SipAgent
+from worker.sip.errors import CertificateRejected
 
 
 def registration_record(registrar: str, result: RegistrationResult | None) -> dict[str, Any]:
@@ -87,6 +88,8 @@ def run_diagnostic_call(
         reg = registration_record(registrar, registration)
         say(registration_line(registrar, registration))
         if registration is not None and not registration.registered:
+            if registration.certificate_rejected:  # a configuration error: one line, exit 2
+                raise CertificateRejected(registration.reason)
             if registration.auth_rejected:
                 say("outcome: auth_failed (the trunk refused our credentials: check username, password, realm)")
                 return {"registration": reg, "attempts": [], "outcome": "auth_failed"}
@@ -97,6 +100,8 @@ def run_diagnostic_call(
             say(try_line(done))
 
         report = dial_number(agent, variants, ring_timeout_s=ring_timeout_s, hold_s=hold_s, on_try=show)
+        if report.config_error:  # a trunk without REGISTER meets the certificate problem on its first INVITE
+            raise CertificateRejected(report.config_error)
         say(f"outcome: {report.outcome.value}")
         return {"registration": reg, "attempts": [try_record(t) for t in report.tries],
                 "outcome": report.outcome.value}

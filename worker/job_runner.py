@@ -54,7 +54,10 @@ def _db_retry(patience_s: float) -> Retrying:
 
 def run_dial_job(rt: WorkerRuntime, job_id: int) -> str:
     """Dial one job; returns the outcome word, or 'duplicate' / a pre-dial verdict."""
-    if (rt.gate is not None and not rt.gate.is_open) or not rt.agent.is_registered:
+    if (rt.gate is not None and not rt.gate.is_open) or not rt.agent.can_call:
+        reg = rt.agent.registration
+        if reg is not None and reg.certificate_rejected and rt.gate is not None:
+            rt.gate.close(reg.reason)  # a configuration error: stop taking the trunk's jobs, as after 401s
         raise NotRegistered(rt.trunk.name)
 
     def claim() -> store.ClaimedJob | None:
@@ -82,6 +85,8 @@ def run_dial_job(rt: WorkerRuntime, job_id: int) -> str:
         with rt.pool.connection() as conn:
             if report.auth_failed:
                 store.flag_trunk(conn, rt.trunk.name, healthy=False, reason="INVITE rejected after re-register")
+            if report.config_error:
+                store.flag_trunk(conn, rt.trunk.name, healthy=False, reason=report.config_error[:200])
             # No INVITE left the process (the agent refused): the attempt does not count.
             return store.finish(conn, job, rt.name, rows, decision, undo_attempt=not rows)
 
@@ -90,6 +95,8 @@ def run_dial_job(rt: WorkerRuntime, job_id: int) -> str:
     _count(rt, job, report)
     if report.auth_failed and rt.gate is not None:
         rt.gate.close("INVITE rejected with an auth failure after a re-register")
+    if report.config_error and rt.gate is not None:  # e.g. the trunk's certificate is not trusted
+        rt.gate.close(report.config_error)
     return report.outcome.value
 
 
