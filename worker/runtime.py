@@ -152,7 +152,7 @@ def start(
         settings=settings,
         trunk=trunk,
         name=worker_name,
-        pool=open_pool(settings.database_url, min_size=1, max_size=limits.calls + 1, name="worker",
+        pool=open_pool(settings.database_url, min_size=1, max_size=limits.db_connections, name="worker",
                        wait=False),
         redis=redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5),
         agent=agent,

@@ -78,3 +78,8 @@ except ConfigError as exc:
     assert raised == "556 556"
     assert "this host allows 1000" in refused
     assert "DIALER_CALLS_PER_PROCESS to 248" in refused
+
+
+def test_the_postgres_pool_stays_small_whatever_the_calls() -> None:
+    """A call holds no connection while it rings or talks: 4 calls get 5, 128 or 512 calls get 16."""
+    assert [ProcessLimits(c, 40).db_connections for c in (4, 128, 512)] == [5, 16, 16]

@@ -29,6 +29,10 @@ from worker.sip.engine import DESCRIPTORS_BASE, DESCRIPTORS_PER_CALL, EngineInfo
 # that serves media every 20 ms. DIALER_CALLS_PER_PROCESS raises it up to the engine's maximum.
 THREADED_DEFAULT_CALLS = 128
 PROCESSES_PER_CORE = {"wheel": 8, "built": 2}
+# Postgres connections per process: a call holds none while it rings or talks (claim and record
+# are a few ms each), so a small fixed pool serves hundreds of calls, and a host of a few
+# processes stays far below Postgres's max_connections (100 by default).
+DB_CONNECTIONS_PER_PROCESS = 16
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,11 @@ class ProcessLimits:
 
     calls: int
     starts_per_s: float
+
+    @property
+    def db_connections(self) -> int:
+        """The size of the process's Postgres pool: one per call with the wheel's 4, at most 16."""
+        return min(self.calls + 1, DB_CONNECTIONS_PER_PROCESS)
 
     @property
     def descriptors(self) -> int:
