@@ -190,10 +190,12 @@ class Settings(BaseSettings):
 
     trunks: tuple[TrunkFileEntry, ...] = ()
 
-    # Worker process model: measured ceilings of the pjsua2 wheel (4 calls, ~60 starts/s).
-    worker_processes: int = Field(default=2, ge=1)
-    calls_per_process: int = Field(default=4, ge=1, le=4)
-    call_starts_per_s: float = Field(default=40.0, gt=0, le=50)
+    # Worker process model: unset means "from the pjsua2 engine the worker loads" (worker/sip/capacity.py):
+    # 4 calls and 40 starts/s with the PyPI wheel, more with the built engine; the worker checks a
+    # value given here against the engine and refuses one it cannot hold.
+    worker_processes: int | None = Field(default=None, ge=1)
+    calls_per_process: int | None = Field(default=None, ge=1)
+    call_starts_per_s: float | None = Field(default=None, gt=0)
     sip_local_port: int = Field(default=0, ge=0, lt=65536)
     # Networking (worker/sip/network.py): unset, SIP and RTP bind to and advertise the interface that
     # routes to the registrar. The public address is what a PBX behind NAT must send to.

@@ -16,10 +16,27 @@ from shared.logs import current_level, resolve_level
 def register(app: typer.Typer) -> None:
     app.command("worker")(worker_command)
     app.command("call")(call_command)
+    app.command("engine")(engine_command)
+
+
+def engine_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Say which pjsua2 engine this Python loads (PyPI wheel or built) and the limits compiled into it."""
+    from worker.sip.engine import describe, probe
+
+    try:
+        info = probe()
+    except RuntimeError as exc:
+        raise ConfigError(
+            f"{exc}; install one: pip install 'sip-dialer[wheel-engine]', or bash scripts/build-engine"
+        ) from None
+    typer.echo(json.dumps(info.as_dict()) if as_json else describe(info))
 
 
 def worker_command(
-    processes: Annotated[int | None, typer.Option(help="Worker processes (each one SIP endpoint, <= 4 calls).")]
+    processes: Annotated[int | None, typer.Option(
+        help="Worker processes (each one SIP endpoint); default: enough for the trunk, sized by the engine.")]
     = None,
     trunk: Annotated[str | None, typer.Option(help="Trunk whose queue to consume (default: the default trunk).")]
     = None,
@@ -29,7 +46,9 @@ def worker_command(
     log_level: Annotated[str | None, typer.Option(
         help="Log level of the worker processes (default: dialer's --log-level / DIALER_LOG_LEVEL).")] = None,
 ) -> None:
-    """Run dial workers on this host: many small processes, each with one registered SIP endpoint."""
+    """Run dial workers on this host: processes sized by the SIP engine, each with one registered endpoint."""
+    from worker.sip import capacity
+    from worker.sip.engine import probe
     from worker.supervisor import Supervisor
 
     cfg = settings()
@@ -37,9 +56,15 @@ def worker_command(
         if not value:
             raise ConfigError(f"{variable}: required by `dialer worker` (try `dialer demo` for a sandbox)")
     chosen = cfg.trunk(trunk)
-    count = processes or cfg.worker_processes
-    typer.echo(f"starting {count} worker processes for trunk {chosen.name} (queue {chosen.queue})", err=True)
     level = resolve_level(log_level) if log_level else current_level()  # else dialer's --log-level / env
+    engine = probe()  # the children import the same pjsua2 (same interpreter and environment)
+    limits = capacity.process_limits(engine, cfg.calls_per_process, cfg.call_starts_per_s)
+    count = capacity.plan_processes(engine, limits, max_concurrent=chosen.max_concurrent,
+                                    requested=processes or cfg.worker_processes, cores=capacity.cores())
+    capacity.ensure_descriptors(limits)
+    typer.echo(f"starting {count} worker processes for trunk {chosen.name} (queue {chosen.queue}), "
+               f"{limits.calls} calls and {limits.starts_per_s:g} starts/s each, on the {engine.kind} engine "
+               f"(pjsip {engine.pjsip_version}, {engine.ioqueue})", err=True)
     supervisor = Supervisor(count, trunk=chosen.name, log_level=level,
                             metrics_port=metrics_port if metrics_port is not None else cfg.metrics_port,
                             shutdown_grace_s=shutdown_grace)

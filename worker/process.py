@@ -2,7 +2,7 @@
 
 Why threads and not prefork children: a pjsua2 Endpoint holds up to 4 calls,
 but a prefork child runs one task at a time, so it would hold one. Here each
-process runs ``calls_per_process`` (<= 4) task threads that share the process's
+process runs ``calls_per_process`` (the engine's limit, 4 with the PyPI wheel) task threads that share the process's
 single Endpoint through the SIP agent's queue; the supervisor
 (:mod:`worker.supervisor`) runs many such processes and replaces any that dies.
 
@@ -28,6 +28,7 @@ from shared.settings import load_settings
 from worker import runtime
 from worker.health import HealthFile
 from worker.job_runner import begin_shutdown
+from worker.sip.capacity import worker_limits
 from worker.tasks import register_tasks
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
         runtime.stop(grace_s=args.shutdown_grace)
 
     app.worker_main([
-        "worker", "--pool=threads", f"--concurrency={settings.calls_per_process}", "-Q", queue,
+        "worker", "--pool=threads", f"--concurrency={worker_limits(settings).calls}", "-Q", queue,
         "-n", hostname, "--without-gossip", "--without-mingle", "--without-heartbeat",
         f"--loglevel={args.log_level}",
     ])

@@ -27,6 +27,7 @@ from worker import spool
 from worker.gate import RegistrationGate, what_to_check
 from worker.health import HealthFile
 from worker.sip import RegistrationResult, SipAccountConfig, SipAgent
+from worker.sip.capacity import worker_limits
 from worker.sip.errors import CertificateRejected
 from worker.sip.network import NetworkSettings, plan_addresses, rtp_slice
 
@@ -183,12 +184,13 @@ def start(
         raise ConfigError("DIALER_REDIS_URL: a worker needs the dialer's Redis")
     trunk = settings.trunk(trunk_name)
     worker_name = name or f"{socket.gethostname()}:{os.getpid()}"
+    limits = worker_limits(settings)
     account = account_for(trunk, settings.sip_local_port, network=network_of(settings), process=process,
-                          calls_per_process=settings.calls_per_process)
+                          calls_per_process=limits.calls)
     agent = SipAgent(
         account,
-        max_calls=settings.calls_per_process,
-        max_call_starts_per_s=settings.call_starts_per_s,
+        max_calls=limits.calls,
+        max_call_starts_per_s=limits.starts_per_s,
         # The ladder of challenges is for `dialer call`; on the fleet it costs ~1.3 ms CPU per call.
         observe_challenges=False,
     )
@@ -223,7 +225,7 @@ def start(
         settings=settings,
         trunk=trunk,
         name=worker_name,
-        pool=open_pool(settings.database_url, min_size=1, max_size=settings.calls_per_process + 1, name="worker",
+        pool=open_pool(settings.database_url, min_size=1, max_size=limits.db_connections, name="worker",
                        wait=False),
         redis=redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5),
         agent=agent,

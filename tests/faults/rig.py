@@ -128,6 +128,8 @@ def fault_rig(
             password=PASSWORD,
             extra={"DIALER_LEASE_GRACE_S": f"{lease_grace_s:g}", "DIALER_SIP_MAX_CONCURRENT": str(trunk_max_concurrent),
                    "DIALER_SIP_MAX_CPS": f"{trunk_max_cps:g}", "DIALER_DATA_DIR": str(workdir / "data"),
+                   # The scenarios are sized on 4 calls per process (the wheel's): the same with either engine.
+                   "DIALER_CALLS_PER_PROCESS": "4",
                    **(extra_env or {})},
         )
         fleet = Fleet(workdir / "fleet", env)

@@ -6,7 +6,7 @@ meet only in a queue of commands and in ``concurrent.futures.Future`` objects.
 
 Limits are refused cleanly, never crashed into:
 
-* at most ``max_calls`` (<= 4, the wheel's limit) calls are live at once;
+* at most ``max_calls`` (the engine's limit: 4 with the PyPI wheel) calls are live at once;
   further requests wait in a FIFO for up to ``slot_wait_s`` and then fail
   with :class:`~shared.errors.CapacityExceeded`;
 * more than ``max_waiting`` requests not yet started are refused at once
@@ -45,6 +45,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 
 from shared.errors import CapacityExceeded, ConfigError
+from worker.sip import engine
 from worker.sip.answer import AnswerScript
 from worker.sip.commands import AbortCall, AgentLimits, CallRequest, Command, PlaceCall, Reregister, Stop
 from worker.sip.config import CallResult, RegistrationResult, SipAccountConfig
@@ -61,8 +62,9 @@ ScriptFactory = Callable[[], AnswerScript]
 # (32 s) for an INVITE nobody answers at all, plus a margin.
 _CALL_SLACK_S = 40.0
 
-# Measured with this wheel: 200/s aborts in pj_ioqueue_register_sock2; 50/s holds (bench/bench_sip_agent.py).
-MAX_SAFE_STARTS_PER_S = 55.0
+# Read from the engine loaded (worker/sip/engine.py): with the wheel's 64-handle select() ioqueue 200/s
+# aborts in pj_ioqueue_register_sock2 and 50/s holds (bench/bench_sip_agent.py).
+MAX_SAFE_STARTS_PER_S = engine.loaded().max_starts_per_s
 
 _process_lock = threading.Lock()
 _process_agent: SipAgent | None = None
@@ -83,12 +85,15 @@ class SipAgent:
         log_level: int = 0,
         observe_challenges: bool = True,
     ) -> None:
-        if not 1 <= max_calls <= 4:
-            raise ConfigError(f"max_calls must be 1..4 (the pjsua2 wheel's limit), got {max_calls}")
+        loaded = engine.loaded()
+        if not 1 <= max_calls <= loaded.usable_calls:
+            raise ConfigError(
+                f"max_calls must be 1..{loaded.usable_calls} (the {loaded.kind} engine's limit), got {max_calls}"
+            )
         if not 0 < max_call_starts_per_s <= MAX_SAFE_STARTS_PER_S:
             raise ConfigError(
-                f"max_call_starts_per_s must be in (0, {MAX_SAFE_STARTS_PER_S:g}]: above ~60/s pjsua's"
-                " 64-handle ioqueue runs out and the process aborts"
+                f"max_call_starts_per_s must be in (0, {MAX_SAFE_STARTS_PER_S:g}]: above it the {loaded.ioqueue}"
+                f" ioqueue of the {loaded.kind} engine runs out and the process aborts"
             )
         self.account = account
         self._limits = AgentLimits(

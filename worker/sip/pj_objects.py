@@ -44,7 +44,7 @@ TAP_LEVEL = 5
 _PJ_TO_PY_LEVEL = {0: logging.CRITICAL, 1: logging.ERROR, 2: logging.WARNING, 3: logging.INFO}
 
 PJ_ETOOMANY = 70010  # pj/errno.h: PJ_ERRNO_START_STATUS + 10
-MAX_CALLS_CAP = 4  # compiled into the wheel (PJSUA_MAX_CALLS); more is clamped
+MAX_CALLS_CAP = int(pj.UaConfig().maxCalls)  # the engine's compiled PJSUA_MAX_CALLS; more is clamped
 
 _TRANSPORT_TYPES = {
     "udp": pj.PJSIP_TRANSPORT_UDP,
