@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse,
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from producer.web import auth_routes, dnc_routes, routes, session
+from producer.web import auth_routes, dnc_routes, flow_view, routes, session
 from producer.web.core import HERE, SESSION_COOKIE, ForwardedPrefix, SignInRequired, WebConfig, here, href, root
 
 __all__ = ["install"]
@@ -33,7 +33,7 @@ def install(app: FastAPI, api_token: str, *, region: str = "CN",
     app.add_middleware(ForwardedPrefix)
     app.mount("/ui/static", StaticFiles(directory=str(HERE / "static")), name="web-static")
     app.mount("/docs-assets", StaticFiles(directory=str(swagger_ui_bundle.swagger_ui_path)), name="docs-assets")
-    for router in (auth_routes.router, routes.router, dnc_routes.router):
+    for router in (auth_routes.router, routes.router, dnc_routes.router, flow_view.router):
         app.include_router(router, include_in_schema=False)
     app.add_api_route("/docs", _docs, methods=["GET"], include_in_schema=False)
     app.add_exception_handler(SignInRequired, _sign_in)

@@ -7,9 +7,10 @@ except for that field; so the page can show every bad field at once, and it
 names the field by construction, not by reading the message. Fields that
 only mean something together (start and end) are checked together last.
 
-A new campaign option (the call flow file, say) is one more :class:`FormField`
-in :data:`FIELDS`; the template renders whatever the list holds, and
-``kind="file"`` fields arrive as uploaded bytes in ``files``.
+A new campaign option is one more :class:`FormField` in :data:`FIELDS`; the
+template renders whatever the list holds. The file inputs (the call flow and
+its prompt WAVs) are read by :mod:`producer.web.flow_form` and arrive here as
+one :class:`~producer.web.flow_form.FlowUpload`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from producer.campaigns import CampaignSpec, check_spec, parse_when
+from producer.web.flow_form import FlowUpload
+from producer.web.flow_form import check as check_flow_upload
 from shared.errors import ConfigError
 from shared.retry_policy import parse_duration, parse_retry_delays
 
@@ -55,9 +58,13 @@ class FormField:
     attr: str
     default: str
     parse: Callable[[str], Any] = str
-    kind: str = "text"  # text | number | file
+    kind: str = "text"  # text | number | file | files (several files in one input)
     needs_tz: bool = False  # parsed in the campaign's time zone (start/end)
     optional: bool = False  # empty text means "not set" (None)
+    accept: str = ""  # file inputs: the suffixes the browser offers
+
+
+FILE_KINDS = ("file", "files")
 
 
 FIELDS: tuple[FormField, ...] = (
@@ -78,6 +85,8 @@ FIELDS: tuple[FormField, ...] = (
     FormField("hold", "hold_s", "0s", _seconds),
     FormField("allow-regions", "allowed_regions", "", _words),
     FormField("allow-types", "allowed_types", "mobile,fixed_line", _words),
+    FormField("flow", "flow", "", kind="file", accept=".toml,.yaml,.yml,.json"),  # checked by web/flow_form.py
+    FormField("prompts", "flow", "", kind="files", accept=".wav"),
 )
 TOGETHER = (("start-at", "end-at"),)  # checked as a pair once each is good alone; an error goes on the last
 
@@ -99,13 +108,14 @@ def _message(exc: Exception, spec_name: str) -> str:
     return text[len(prefix):] if text.startswith(prefix) else text
 
 
-def read_form(form: Mapping[str, str], files: Mapping[str, bytes] | None = None) -> FormResult:
-    """Parse and check every field; a spec only when all are good (``files`` is the hook for file fields)."""
-    values = {f.name: str(form.get(f.name, f.default)).strip() for f in FIELDS if f.kind != "file"}  # absent: default
+def read_form(form: Mapping[str, str], flow: FlowUpload | None = None) -> FormResult:
+    """Parse and check every field, the uploaded call flow included; a spec only when all are good."""
+    values = {f.name: str(form.get(f.name, f.default)).strip()  # absent: default
+              for f in FIELDS if f.kind not in FILE_KINDS}
     tz = _usable_tz(values.get("tz") or _PROBE.tz)
     parsed, errors = _parse_all(values, tz)
     for f in FIELDS:
-        if f.name not in errors and f.kind != "file":
+        if f.name not in errors and f.kind not in FILE_KINDS:
             extra: dict[str, Any] = {f.attr: parsed[f.attr]}
             if f.name in ("window", "days"):
                 extra["tz"] = tz
@@ -113,9 +123,11 @@ def read_form(form: Mapping[str, str], files: Mapping[str, bytes] | None = None)
     for group in TOGETHER:
         if not any(name in errors for name in group):
             _probe({"tz": tz, **{f.attr: parsed[f.attr] for f in FIELDS if f.name in group}}, group[-1], errors)
+    if flow is not None and (flow_error := check_flow_upload(flow)) is not None:
+        errors["flow"] = flow_error
     if errors:
         return FormResult(None, errors, values)
-    return FormResult(CampaignSpec(**parsed), {}, values)
+    return FormResult(CampaignSpec(**parsed, flow=flow.flow if flow is not None else None), {}, values)
 
 
 def _usable_tz(tz: str) -> str:
@@ -132,7 +144,7 @@ def _parse_all(values: Mapping[str, str], tz: str) -> tuple[dict[str, Any], dict
     parsed: dict[str, Any] = {}
     errors: dict[str, str] = {}
     for f in FIELDS:
-        if f.kind == "file":
+        if f.kind in FILE_KINDS:
             continue
         text = values[f.name]
         if f.optional and not text:

@@ -14,12 +14,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile as StarletteUpload
 
 from producer.api_export import export_rows
 from producer.campaigns import change_state, create_campaign
 from producer.upload.ingest import ingest_bytes
-from producer.web import forms, queries
-from producer.web.core import SESSION_COOKIE, Conn, connection, cookie_path, page, redirect, require_session, root
+from producer.web import flow_form, flow_view, forms, queries
+from producer.web.core import SESSION_COOKIE, Conn, connection, cookie_path, href, page, redirect, require_session, root
 from shared.errors import ConfigError, DialerError
 
 Db = Annotated[Conn, Depends(connection)]
@@ -46,9 +47,13 @@ def new_campaign_form(request: Request) -> HTMLResponse:
 @router.post("/ui/new", response_class=HTMLResponse)
 async def new_campaign(request: Request) -> Response:
     form = await request.form()
-    files = {f.name: await upload.read() for f in forms.FIELDS
-             if f.kind == "file" and isinstance(upload := form.get(f.name), UploadFile) and upload.filename}
-    result = forms.read_form({k: v for k, v in form.items() if isinstance(v, str)}, files)
+    flow = None
+    if isinstance(document := form.get(flow_form.FIELD), StarletteUpload) and document.filename:
+        prompts = [(p.filename, await p.read()) for p in form.getlist(flow_form.PROMPTS_FIELD)
+                   if isinstance(p, StarletteUpload) and p.filename]  # FastAPI's UploadFile is a subclass
+        flow = flow_form.read_flow(document.filename, await document.read(), prompts)
+    await form.close()  # the uploads' temporary files: read, no longer needed
+    result = forms.read_form({k: v for k, v in form.items() if isinstance(v, str)}, flow)
     if result.spec is None:
         return page(request, "new_campaign.html", 400, fields=forms.FIELDS, values=result.values,
                     errors=result.errors)
@@ -158,7 +163,12 @@ def job_ladder(request: Request, job_id: int, conn: Db) -> HTMLResponse:
     if job is None:
         raise HTTPException(404, f"no job with id {job_id}")
     tz = queries.campaign_by_id(conn, job["campaign_id"]).tz
-    return page(request, "_ladder.html", job=job, attempts=attempts, extra=extra, tz=tz)
+    folder = flow_view.recordings_dir(flow_view.data_dir(request))
+    recordings = {a["id"]: flow_view.recording_view(a, folder, href(request, f"/ui/attempts/{a['id']}/recording"))
+                  for a in attempts}
+    return page(request, "_ladder.html", job=job, attempts=attempts, tz=tz, recordings=recordings,
+                extra=[name for name in extra if name not in flow_view.FLOW_COLUMNS],
+                steps=flow_view.steps, has_flow=flow_view.has_flow)
 
 
 @router.post("/ui/logout")
