@@ -100,6 +100,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "s_played_s": ("played", "已播放"), "s_target": ("target", "目标"), "s_decision": ("amd", "检测结果"),
     "f_flow": ("Call flow file (TOML, YAML or JSON; optional)", "通话流程文件（TOML、YAML 或 JSON；可选）"),
     "f_prompts": ("Prompt WAVs the flow plays", "流程播放的提示音 WAV"),
+    "choose_again": ("The browser forgets chosen files: choose the flow file and its WAVs again.",
+                     "浏览器不会保留已选文件：请重新选择流程文件和提示音。"),
     "h_flow": ("without one, answered calls are held, then hung up", "不上传则接通后保持一段时间再挂断"),
     "no_attempts": ("Not dialled yet.", "尚未拨打。"),
     "page": ("Page", "页"),

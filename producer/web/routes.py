@@ -56,7 +56,7 @@ async def new_campaign(request: Request) -> Response:
     result = forms.read_form({k: v for k, v in form.items() if isinstance(v, str)}, flow)
     if result.spec is None:
         return page(request, "new_campaign.html", 400, fields=forms.FIELDS, values=result.values,
-                    errors=result.errors)
+                    errors=result.errors, flow_sent=flow is not None)
     spec = result.spec
 
     def create() -> int | str:
@@ -69,7 +69,7 @@ async def new_campaign(request: Request) -> Response:
     created = await run_in_threadpool(create)
     if isinstance(created, str):  # e.g. the name is taken: checked by the database, shown beside the name
         return page(request, "new_campaign.html", 400, fields=forms.FIELDS, values=result.values,
-                    errors={"name": created})
+                    errors={"name": created}, flow_sent=flow is not None)
     return redirect(request, f"/ui/campaigns/{created}", msg="created")
 
 

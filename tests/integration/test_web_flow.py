@@ -156,3 +156,15 @@ def test_a_bad_flow_is_one_error_beside_the_flow_field_and_nothing_is_created(
     assert re.findall(r'class="field-error" id="e-([\w-]+)"', answer.text) == ["flow"]
     assert db.execute("SELECT count(*) FROM campaigns").fetchone() == (0,)
     assert db.execute("SELECT count(*) FROM prompts").fetchone() == (0,)
+
+
+def test_a_good_flow_beside_a_bad_field_asks_for_the_files_again(client: TestClient, db: Conn) -> None:
+    """The browser drops chosen files on the error page: the flow field says to choose them again."""
+    csrf = _sign_in(client)
+    files = [("flow", ("flow.toml", ISSUE_FLOW.encode(), "text/plain")),
+             ("prompts", ("offer.wav", tone_wav(), "audio/wav"))]
+    answer = client.post("/ui/new", data={"csrf_token": csrf, "name": "again", "trunk": "t", "cps": "oops"},
+                         files=files)
+    assert answer.status_code == 400
+    assert 'id="e-cps"' in answer.text and 'id="e-flow-again"' in answer.text and 'id="e-flow"' not in answer.text
+    assert db.execute("SELECT count(*) FROM campaigns").fetchone() == (0,)
