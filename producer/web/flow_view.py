@@ -27,7 +27,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse
 
-from producer.web.core import Conn, connection, require_session
+from producer.web.core import SECURITY_HEADERS, Conn, connection, require_session
 
 # Columns the ladder renders itself; any other column a later migration adds is shown generically.
 FLOW_COLUMNS = frozenset({
@@ -119,4 +119,5 @@ def attempt_recording(request: Request, attempt_id: int, conn: Annotated[Conn, D
     if path is None:
         raise HTTPException(404, f"the recording of attempt {attempt_id} is not on this host; it is on the"
                                  f" worker host as {row[0]}")
-    return FileResponse(path, media_type="audio/wav", filename=f"attempt-{attempt_id}-{path.name}")
+    return FileResponse(path, media_type="audio/wav", filename=f"attempt-{attempt_id}-{path.name}",
+                        headers=SECURITY_HEADERS)

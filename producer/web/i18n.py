@@ -98,6 +98,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "s_step": ("step", "步骤"), "s_action": ("action", "动作"), "s_result": ("result", "结果"),
     "s_at_s": ("at", "时间"), "s_digits": ("digits", "按键"), "s_status": ("transfer status", "转接状态"),
     "s_played_s": ("played", "已播放"), "s_target": ("target", "目标"), "s_decision": ("amd", "检测结果"),
+    "s_reason": ("reason", "原因"), "s_decided_at_s": ("decided at", "判定时间"), "s_heard": ("heard", "听到"),
+    "s_path": ("file", "文件"),
     "f_flow": ("Call flow file (TOML, YAML or JSON; optional)", "通话流程文件（TOML、YAML 或 JSON；可选）"),
     "f_prompts": ("Prompt WAVs the flow plays", "流程播放的提示音 WAV"),
     "choose_again": ("The browser forgets chosen files: choose the flow file and its WAVs again.",
