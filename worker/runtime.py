@@ -105,7 +105,7 @@ def account_for(
     """
     register_secret(trunk.password.get_secret_value())
     network = network or NetworkSettings()
-    where = plan_addresses(trunk.registrar, network)
+    where = plan_addresses(trunk.outbound_proxy or trunk.registrar, network)  # the first hop, as SipAccountConfig
     rtp_port, rtp_count = rtp_slice(network, process[0], process[1], calls_per_process)
     return SipAccountConfig(
         registrar=trunk.registrar,

@@ -12,6 +12,7 @@ from tests.faults.conftest import RigFactory
 from tests.faults.rig import FaultRig, Plan, start_campaign, start_dispatchers
 from tests.faults.scenarios import _dialing_by_pid, _finish
 from tests.support.fleet import wait_until
+from tests.support.needs import unavailable
 from worker.sip.engine import loaded
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(420)]
@@ -30,7 +31,7 @@ def test_a_sigkilled_process_with_over_100_live_calls_loses_none_and_redials_non
     with 0 duplicate calls and 0 lost outcomes by sipp's trace and the CDR.
     """
     if loaded().kind != "built":
-        pytest.skip("needs the built engine (100+ calls in one process); scripts/test runs the fault suite so")
+        unavailable("needs the built engine (100+ calls in one process); scripts/test runs the fault suite so")
     rig: FaultRig = rig_factory(trunk_max_concurrent=CALLS + 10, trunk_max_cps=200.0,
                                 extra_env={"DIALER_CALLS_PER_PROCESS": str(CALLS + 10)})
     supervisor = rig.fleet.start_worker(1, name="workers", shutdown_grace_s=5.0)

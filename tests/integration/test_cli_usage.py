@@ -39,7 +39,7 @@ def assert_usage_error(done: subprocess.CompletedProcess[str], usage: str, what:
 @pytest.mark.parametrize(
     ("args", "usage", "what"),
     [
-        (("call", "13900001111", "--flow", "x.toml"), "call", "No such option: --flow"),
+        (("call", "13900001111", "--no-such-option", "x"), "call", "No such option: --no-such-option"),
         (("upload",), "upload", "Missing argument"),
         (("nosuchcmd",), "", "No such command 'nosuchcmd'"),
     ],

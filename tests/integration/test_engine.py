@@ -18,6 +18,7 @@ import pytest
 
 from shared.errors import ConfigError
 from tests.support.engine import ROOT, built_engine_dir, built_env, wheel_env
+from tests.support.needs import unavailable
 from tests.support.sipp import SippPeer, overlapping_dialogs
 from worker.sip import CallResult, SipAccountConfig, SipAgent
 from worker.sip.engine import loaded
@@ -85,7 +86,7 @@ def test_an_agent_refuses_more_calls_than_the_loaded_engine_holds() -> None:
 def test_built_engine_holds_many_calls_in_one_process(sipp_uas: Callable[..., SippPeer]) -> None:
     """Under the built engine one agent holds 40 answered calls at once (the wheel stops at 4), each ended by BYE."""
     if loaded().kind != "built":
-        pytest.skip("needs the built engine loaded in this process (scripts/test runs the SIP suites so)")
+        unavailable("needs the built engine loaded in this process (scripts/test runs the SIP suites so)")
     peer = sipp_uas("answer_fast")
     account = SipAccountConfig(registrar=peer.address, username="u", password="p", register=False)
     agent = SipAgent(account, max_calls=40, max_call_starts_per_s=100)

@@ -5,7 +5,10 @@ Why this exists: a socket bound to 127.0.0.1 cannot send to another host
 interface's address in Via, Contact and SDP, which a PBX on another network
 cannot answer. What works is the address of the interface the kernel routes
 the registrar through; a UDP socket ``connect``-ed to the registrar learns it
-from ``getsockname`` without sending a packet.
+from ``getsockname`` without sending a packet. With an outbound proxy the
+first hop is that proxy, not the registrar (a trunk that does not REGISTER
+may name a registrar no resolver knows): "the registrar" below means the
+first hop, ``SipAccountConfig.first_hop``.
 
 The rules (:func:`plan_addresses`):
 

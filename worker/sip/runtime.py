@@ -137,8 +137,8 @@ class SipRuntime:
             self._close()
 
     def _open(self, first_registration: Future[RegistrationResult] | None) -> None:
-        if self.account.bind_address is None:  # the interface that routes to the registrar (network.py)
-            where = plan_addresses(self.account.registrar, NetworkSettings(public_address=self.account.public_address))
+        if self.account.bind_address is None:  # the interface that routes to the first hop (network.py)
+            where = plan_addresses(self.account.first_hop, NetworkSettings(public_address=self.account.public_address))
             self.account = replace(self.account, bind_address=where.bind, public_address=where.advertise)
         self._ep, self.local_address = pjo.open_endpoint(
             self.account,
