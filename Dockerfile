@@ -15,12 +15,13 @@ WORKDIR /opt/sip-dialer
 
 # Metadata first: a code change then reuses the dependency layer, which holds the
 # large pjsua2-python wheel.
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY shared ./shared
 COPY producer ./producer
 COPY worker ./worker
 COPY sandbox ./sandbox
-RUN pip install .
+# constraints.txt: the versions the test suite passed with (scripts/lock), not whatever is newest today.
+RUN pip install -c constraints.txt .
 
 # Health probes for compose (the slim image has neither curl nor wget).
 COPY --chmod=0755 deploy/docker/healthcheck.py /usr/local/bin/dialer-healthcheck

@@ -13,7 +13,8 @@ twice: with the shipped defaults and with :meth:`AmdSettings.asterisk`
 * NOTSURE share, decision time p50/p90 in seconds of audio (target p50 <= 2.5 s),
   and CPU per 20 ms frame;
 
-then the early-media verdicts (announcement recall on 183 announcements, and
+then the beep listener over whole files (beeps found after each greeting,
+false beeps anywhere else), then the early-media verdicts (announcement recall on 183 announcements, and
 how many ringback-only early media were wrongly called announcements).
 """
 
@@ -26,7 +27,7 @@ import time
 
 import numpy as np
 
-from shared.amd import AmdResult, AmdSettings, Decision, detect, split_frames
+from shared.amd import AmdResult, AmdSettings, Decision, beep_listener, detect, split_frames
 from shared.amd_early import EarlyMedia, classify_early_media
 from tests.support.amd_corpus import CorpusItem, load_corpus
 
@@ -63,6 +64,26 @@ def run(items: list[CorpusItem], frames: dict[str, list[bytes]], settings: AmdSe
     }
 
 
+def beeps(items: list[CorpusItem], frames: dict[str, list[bytes]]) -> None:
+    """The beep listener over every whole file: found after the greeting, or a false beep anywhere else."""
+    delays: list[float] = []
+    missed = false = 0
+    for item in items:
+        listener = beep_listener()
+        hit = next((h for h in map(listener.feed, frames[item.name]) if h is not None), None)
+        beep_at = item.meta.get("beep_at_s")
+        if hit is None:
+            missed += beep_at is not None
+        elif beep_at is None or hit[0] < beep_at:
+            false += 1
+        else:
+            delays.append(hit[0] - beep_at)
+    voicemail = sum(1 for it in items if "beep_at_s" in it.meta)
+    print(f"beeps (whole files): found {len(delays)}/{voicemail}, missed {missed}, false beeps {false}"
+          f" in {len(items)} files; found {np.percentile(delays, 50):.3f} s / {np.percentile(delays, 90):.3f} s"
+          " (p50/p90) after the beep starts")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="AMD accuracy bench")
     parser.add_argument("--count", type=int, default=320)
@@ -86,6 +107,7 @@ def main() -> int:
             ok = r["human_as_machine"] <= 0.01 and r["machine_recall"] >= 0.95 and r["p50"] <= 2.5
             print(f"{'':<22}({r['humans']:.0f} humans, {r['machines']:.0f} machines)")
     print(f"targets (humans->machine <= 1%, machine recall >= 95%, p50 <= 2.5 s): {'met' if ok else 'NOT met'}")
+    beeps(answered, frames)
     early = [it for it in corpus if it.early_wav is not None]
     verdicts = {it.name: classify_early_media(split_frames(it.early_pcm())).kind for it in early}
     announcements = [it for it in early if it.kind == "carrier_early"]

@@ -45,6 +45,7 @@ from producer.campaigns import (
     list_campaigns,
 )
 from producer.upload.ingest import ingest_bytes
+from producer.web import install as install_web
 from shared.errors import BadUpload, ConfigError, DatabaseUnavailable, DialerError
 from shared.logs import register_secret
 
@@ -140,10 +141,12 @@ def campaigns_export(request: Request, name: str, conn: Db) -> StreamingResponse
     )
 
 
-def create_app(database_url: str, api_token: str, *, data_dir: Path | None = None, pool_size: int = 4) -> FastAPI:
+def create_app(database_url: str, api_token: str, *, data_dir: Path | None = None, pool_size: int = 4,
+               region: str = "CN", session_ttl_s: float = 8 * 3600.0) -> FastAPI:
     """The API app; its connection pool opens with the app (after fork) and closes with it.
 
-    ``data_dir`` is where upload reject reports are written (default: the upload module's).
+    ``data_dir`` is where upload reject reports are written (default: the upload module's). The web pages
+    (producer.web) ride along on the same token; ``region`` is their default for DNC numbers.
     """
     if len(api_token) < 16:
         raise ConfigError("DIALER_API_TOKEN: set a token of at least 16 characters to serve the API")
@@ -161,13 +164,14 @@ def create_app(database_url: str, api_token: str, *, data_dir: Path | None = Non
         finally:
             pool.close()
 
-    app = FastAPI(title="sip-dialer", lifespan=lifespan)
+    app = FastAPI(title="sip-dialer", lifespan=lifespan, docs_url=None, redoc_url=None)  # /docs: producer.web
     app.state.pool = pool
     app.state.api_token = api_token.encode()
     app.state.upload_options = {"data_dir": data_dir} if data_dir is not None else {}
     app.mount("/metrics", make_asgi_app())
     app.add_api_route("/healthz", healthz, methods=["GET"])
     app.include_router(router)
+    install_web(app, api_token, region=region, session_ttl_s=session_ttl_s)
     _install_error_handlers(app)
     return app
 

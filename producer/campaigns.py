@@ -277,6 +277,7 @@ def campaign_status(conn: Connection[Any], name: str) -> dict[str, Any]:
         "answer_rate": round(answered / attempts, 4) if attempts else None,
         "pace_per_min": round(pace * 60, 2),
         "eta_s": eta,
+        "flagged_reason": campaign.flagged_reason,
     }
 
 

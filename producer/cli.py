@@ -157,6 +157,8 @@ def campaign_status_cmd(name: Annotated[str, typer.Argument(help="Campaign name.
     typer.echo("  outcomes: " + (", ".join(f"{k} {v}" for k, v in status["outcomes"].items()) or "none"))
     typer.echo(f"  attempts: {status['attempts']}, answered {status['answered']} ({rate}), "
                f"pace {status['pace_per_min']}/min, {status['remaining']} to go, ETA {eta}")
+    if status.get("flagged_reason"):
+        typer.echo(f"  flagged:  {status['flagged_reason']}")
 
 
 def _duration(seconds: float) -> str:

@@ -23,10 +23,13 @@ from typing import Any
 import psycopg
 import redis
 
-from producer.campaigns import CampaignSpec, campaign_status, change_state, create_campaign
+from producer.campaigns import CampaignSpec, FlowSpec, campaign_status, change_state, create_campaign
+from producer.demo_flow import ACTING_CALLEES, write_demo_flow
+from producer.demo_web import demo_web
 from producer.dispatcher import DispatchConfig, run_forever
 from producer.dnc import add_dnc
 from producer.upload.ingest import UploadSummary, ingest_file
+from producer.upload.single import enqueue_number
 from shared.db.migrate import migrate
 from shared.embedded import ServiceUrls, free_port, services
 from shared.outcomes import Outcome
@@ -67,9 +70,9 @@ def sandbox_pbx() -> Iterator[tuple[Any, str, str]]:
         pbx.stop()
 
 
-def _campaign_spec(name: str) -> CampaignSpec:
+def _campaign_spec(name: str, flow: Path) -> CampaignSpec:
     return CampaignSpec(
-        name=name, trunk="default", ring_timeout_s=4.0, hold_s=2.0, max_attempts=2,
+        name=name, trunk="default", ring_timeout_s=4.0, max_attempts=2, flow=FlowSpec.from_file(flow),
         retry_delays={Outcome.BUSY: timedelta(seconds=3), Outcome.NO_ANSWER: timedelta(seconds=3),
                       Outcome.TRANSIENT: timedelta(seconds=3), Outcome.WORKER_LOST: timedelta(seconds=3)},
         max_concurrent=8, cps=20.0,
@@ -82,14 +85,16 @@ def _job_table(conn: psycopg.Connection[Any], campaign_id: int) -> list[dict[str
         SELECT j.e164, j.metadata->>'name', j.status, j.outcome, j.attempts,
                COALESCE(string_agg(a.variant || ' ' || COALESCE(a.status_code::text, '-'), ', '
                                    ORDER BY a.attempt, a.try_index), ''),
-               COALESCE(sum(a.duration_s), 0)
+               COALESCE(sum(a.duration_s), 0),
+               (SELECT f.flow_steps FROM call_attempts f WHERE f.job_id = j.id AND f.flow_steps IS NOT NULL
+                 ORDER BY f.attempt DESC, f.try_index DESC LIMIT 1)
           FROM dial_jobs j LEFT JOIN call_attempts a ON a.job_id = j.id
          WHERE j.campaign_id = %s
          GROUP BY j.id ORDER BY j.id
         """,
         (campaign_id,),
     ).fetchall()
-    keys = ("e164", "name", "status", "outcome", "attempts", "tries", "talk_s")
+    keys = ("e164", "name", "status", "outcome", "attempts", "tries", "talk_s", "flow")
     return [dict(zip(keys, row, strict=True)) for row in rows]
 
 
@@ -112,13 +117,18 @@ def run_demo(
     settings: Settings,
     *,
     processes: int = 2,
-    timeout_s: float = 45.0,
+    timeout_s: float = 60.0,
     metrics_port: int | None = None,
     say: Callable[[str], None] = print,
     progress: Callable[[dict[str, int]], None] = lambda _: None,
     keep: Callable[[], None] | None = None,
+    web_port: int | None = None,
 ) -> DemoResult:
-    """Run the demo end to end and return what happened; everything started here is stopped here."""
+    """Run the demo end to end and return what happened; everything started here is stopped here.
+
+    The web pages are served too (``dialer api``'s app, on loopback), so the campaign can be
+    watched in a browser while it dials; ``keep`` holds everything up once it is done.
+    """
     from worker.supervisor import Supervisor
 
     started = time.monotonic()
@@ -132,17 +142,20 @@ def run_demo(
         say(f"sandbox PBX listening on udp 127.0.0.1:{pbx.port} (user {username})")
         env = {**os.environ, "DIALER_DATABASE_URL": urls.database_url, "DIALER_REDIS_URL": urls.redis_url,
                "DIALER_SIP_REGISTRAR": f"127.0.0.1:{pbx.port}", "DIALER_SIP_USERNAME": username,
-               "DIALER_SIP_PASSWORD": password, "DIALER_LEASE_GRACE_S": "10"}
+               "DIALER_SIP_PASSWORD": password, "DIALER_LEASE_GRACE_S": "10", "DIALER_DATA_DIR": str(data_dir)}
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         conn = stack.enter_context(psycopg.connect(urls.database_url, autocommit=True))
+        data_dir.mkdir(parents=True, exist_ok=True)
+        say(stack.enter_context(demo_web(settings, urls.database_url, data_dir, web_port)))
         name = f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
-        campaign_id = create_campaign(conn, _campaign_spec(name))
+        campaign_id = create_campaign(conn, _campaign_spec(name, write_demo_flow(data_dir, pbx.port)))
         add_dnc(conn, DEMO_DNC, reason="asked not to be called (demo)")
         summary = ingest_file(conn, name, sample_csv(), data_dir=data_dir)
+        for number, person in ACTING_CALLEES.items():  # callees that press keys and take transfers
+            enqueue_number(conn, name, number, metadata={"name": person, "phone": number})
         say(f"campaign {name}: uploaded {summary.rows} rows: {summary.accepted} accepted, "
             f"{summary.duplicates} duplicate, {summary.dnc} on DNC, {summary.rejected} rejected")
         port = metrics_port if metrics_port is not None else free_port()
-        data_dir.mkdir(parents=True, exist_ok=True)
         supervisor = Supervisor(processes, trunk="default", metrics_port=port, shutdown_grace_s=5.0, env=env,
                                 output=str(data_dir / "workers.log"))
         fleet = threading.Thread(target=supervisor.run, kwargs={"install_signals": False}, name="demo-workers")

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from producer.demo import DemoResult, run_demo
+from producer.demo_flow import flow_story
 from shared.cli import settings
 
 
@@ -18,8 +19,11 @@ def register(app: typer.Typer) -> None:
 
 def demo_command(
     keep: Annotated[bool, typer.Option("--keep", help="Leave the metrics endpoint up until Ctrl-C.")] = False,
+    keep_open: Annotated[bool, typer.Option(
+        "--keep-open", help="Leave the web page (and the rest) up until Ctrl-C, to look around.")] = False,
+    web_port: Annotated[int | None, typer.Option(help="Port for the web page (default: a free one).")] = None,
     processes: Annotated[int, typer.Option(help="Worker processes to run.")] = 2,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for the campaign to finish.")] = 45.0,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the campaign to finish.")] = 60.0,
     metrics_port: Annotated[int | None, typer.Option(help="Port for /metrics (default: a free one).")] = None,
 ) -> None:
     """Dial a sample campaign against a sandbox PBX, all on this machine; print the outcome table."""
@@ -33,7 +37,7 @@ def demo_command(
             typer.echo(("\r" + line.ljust(100)) if tty else line, err=True, nl=not tty)
 
     def wait_for_ctrl_c() -> None:
-        typer.echo("metrics stay up: press Ctrl-C to stop", err=True)
+        typer.echo("the web page and metrics stay up: press Ctrl-C to stop", err=True)
         try:
             while True:
                 time.sleep(1)
@@ -42,7 +46,7 @@ def demo_command(
 
     result = run_demo(settings(), processes=processes, timeout_s=timeout, metrics_port=metrics_port,
                       say=lambda line: typer.echo(line, err=True), progress=progress,
-                      keep=wait_for_ctrl_c if keep else None)
+                      keep=wait_for_ctrl_c if keep or keep_open else None, web_port=web_port)
     if tty:
         typer.echo("", err=True)
     print_result(result)
@@ -57,6 +61,11 @@ def print_result(result: DemoResult) -> None:
     for job in result.jobs:
         typer.echo(f"{job['e164']:<16} {job['name'] or '':<8} {job['outcome'] or job['status']:<15} "
                    f"{job['attempts']:>3}  {float(job['talk_s']):>6.1f}  {job['tries'] or '-'}")
+    stories = [(job["e164"], flow_story(job["flow"])) for job in result.jobs if job.get("flow")]
+    if stories:
+        typer.echo("\nWhat answered callees heard and did (from each call's flow log)")
+        for e164, story in stories:
+            typer.echo(f"  {e164:<16} {story}")
     status: dict[str, Any] = result.status
     typer.echo(f"\nanswer rate {float(status.get('answer_rate') or 0):.0%}, attempts {status.get('attempts')}, "
                f"jobs by state {status.get('jobs')}, finished in {result.elapsed_s:.0f}s")

@@ -78,10 +78,13 @@ class NoiseFloor:
 
 @dataclass(frozen=True)
 class ToneFrame:
-    """One frame's strongest tone: its frequency and the share of the frame's power around it."""
+    """One frame's strongest tone: its frequency, the share of the frame's power around it, and how far
+    (dB) it stands above the strongest other peak. A beep in noise keeps a large ``spur_db``; a voiced
+    sound, however steady, has other harmonics a few dB down."""
 
     hz: float
     purity: float
+    spur_db: float = 0.0
 
 
 def dominant_tone(samples: Samples, rate: int, low_hz: float, high_hz: float) -> ToneFrame:
@@ -106,7 +109,10 @@ def dominant_tone(samples: Samples, rate: int, low_hz: float, high_hz: float) ->
     offset = 0.5 * (a - c) / denom if denom != 0 else 0.0  # parabolic interpolation of the peak
     lobe = max(1, round(2 * rate / n / bin_hz))  # Hann main lobe half-width: two unpadded bins
     around = float(power[max(0, peak - lobe) : peak + lobe + 1].sum())
-    return ToneFrame((peak + offset) * bin_hz, around / total)
+    others = np.concatenate([power[1 : max(1, peak - 2 * lobe)], power[peak + 2 * lobe + 1 :]])
+    spur = float(others.max()) if others.size else 0.0
+    spur_db = 10 * math.log10(b / spur) if spur > 0 else 99.0
+    return ToneFrame((peak + offset) * bin_hz, around / total, spur_db)
 
 
 class ToneTracker:
@@ -119,9 +125,11 @@ class ToneTracker:
     """
 
     def __init__(
-        self, rate: int, *, low_hz: float, high_hz: float, min_ms: float, purity: float, tolerance_hz: float
+        self, rate: int, *, low_hz: float, high_hz: float, min_ms: float, purity: float, tolerance_hz: float,
+        min_spur_db: float = 0.0,
     ) -> None:
         self.rate = rate
+        self.min_spur_db = min_spur_db
         self.low_hz = low_hz
         self.high_hz = high_hz
         self.min_ms = min_ms
@@ -130,12 +138,13 @@ class ToneTracker:
         self.run_ms = 0.0
         self.run_hz = 0.0
         self.tonal_ms = 0.0  # all tonal time seen, for the early-media verdict
+        self._first_hz = 0.0
         self._reported = False
 
     def classify(self, samples: Samples) -> ToneFrame | None:
         """The frame's tone if it is tonal enough, else None."""
         tone = dominant_tone(samples, self.rate, self.low_hz, self.high_hz)
-        return tone if tone.purity >= self.purity else None
+        return tone if tone.purity >= self.purity and tone.spur_db >= self.min_spur_db else None
 
     def feed(self, samples: Samples, ms: float, *, loud: bool) -> float | None:
         tone = self.classify(samples) if loud else None
@@ -144,14 +153,41 @@ class ToneTracker:
             self._reported = False
             return None
         self.tonal_ms += ms
-        if self.run_ms > 0 and abs(tone.hz - self.run_hz) <= self.tolerance_hz:
+        steady = abs(tone.hz - self.run_hz) <= self.tolerance_hz and abs(tone.hz - self._first_hz) <= self.tolerance_hz
+        if self.run_ms > 0 and steady:  # near both the run's mean and its start: a glide is speech, not a beep
             self.run_ms += ms
             self.run_hz += (tone.hz - self.run_hz) * ms / self.run_ms  # running mean of the run
         else:
             self.run_ms = ms
-            self.run_hz = tone.hz
+            self.run_hz = self._first_hz = tone.hz
             self._reported = False
         if self.run_ms >= self.min_ms and not self._reported:
             self._reported = True
             return self.run_hz
         return None
+
+
+class BeepListener:
+    """Listens for a voicemail beep, e.g. after MACHINE, so a message is played only once the box records.
+
+    Feed frames in order; :meth:`feed` returns ``(seconds since the first frame, hz)`` on the frame
+    where a steady tone has lasted ``min_ms``, else None. A frame is loud enough when its level is at
+    least ``threshold`` (the tone's purity already tells it from noise).
+    """
+
+    def __init__(self, rate: int, *, low_hz: float, high_hz: float, min_ms: float, purity: float,
+                 tolerance_hz: float, threshold: float, min_spur_db: float = 0.0) -> None:
+        self.rate = rate
+        self.threshold = threshold
+        self._tones = ToneTracker(rate, low_hz=low_hz, high_hz=high_hz, min_ms=min_ms, purity=purity,
+                                  tolerance_hz=tolerance_hz, min_spur_db=min_spur_db)
+        self._ms = 0.0
+
+    def feed(self, frame: bytes | bytearray | memoryview | npt.NDArray[np.int16]) -> tuple[float, float] | None:
+        samples = pcm16(frame)
+        ms = samples.size * 1000 / self.rate
+        if ms <= 0:
+            return None
+        self._ms += ms
+        hz = self._tones.feed(samples, ms, loud=mean_abs(samples) >= self.threshold)
+        return None if hz is None else (self._ms / 1000, hz)

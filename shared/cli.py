@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -91,11 +92,24 @@ def _register_commands() -> None:
         module.register(app)
 
 
+def _is_click_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is click's ClickException (UsageError, BadParameter...), whichever click raised it.
+
+    Matched by class name, not by ``isinstance(exc, click.ClickException)``:
+    typer 0.29 vendors its own copy of click (``typer._click``), whose
+    exceptions are not the installed click's, and that isinstance check
+    silently stopped matching, turning every usage error into a traceback.
+    """
+    return any(cls.__name__ == "ClickException" for cls in type(exc).__mro__) and callable(
+        getattr(exc, "show", None)
+    )
+
+
 def main() -> None:
     _register_commands()
     try:
         # Outside standalone mode click returns a command's exit status instead of exiting.
-        status = app(standalone_mode=False)
+        status = app(standalone_mode=False, prog_name="dialer")
     except DialerError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
@@ -105,12 +119,11 @@ def main() -> None:
         typer.echo("aborted", err=True)
         sys.exit(130)
     except Exception as exc:  # click's usage errors arrive here with standalone_mode off
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+        if not _is_click_error(exc):
+            raise
+        show: Callable[[], None] = getattr(exc, "show")  # noqa: B009  # found by name, see above
+        show()  # the usage line, a hint and what was wrong
+        sys.exit(getattr(exc, "exit_code", 2))
     sys.exit(status if isinstance(status, int) else 0)
 
 

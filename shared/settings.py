@@ -13,6 +13,8 @@ that holds its password, so the file can be committed and shared.
 from __future__ import annotations
 
 import contextvars
+import difflib
+import logging
 import os
 import tomllib
 from collections.abc import Mapping
@@ -27,6 +29,7 @@ from shared.numbers import DEFAULT_VARIANT_ORDER, VariantKind, parse_variant_ord
 
 Transport = Literal["udp", "tcp", "tls"]
 DEFAULT_TRUNK = "default"
+log = logging.getLogger(__name__)
 
 _config_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar("dialer_config_file", default=None)
 
@@ -54,15 +57,35 @@ class Trunk(BaseModel):
     variant_order: tuple[VariantKind, ...] = DEFAULT_VARIANT_ORDER
     max_concurrent: int = Field(default=8, ge=1)
     max_cps: float = Field(default=10.0, gt=0)
+    # Transport and trust (see README "TLS and proxies"). ``register`` in the file; the attribute
+    # is ``registers`` because pydantic's BaseModel already has a ``register``.
+    registers: bool = Field(default=True, alias="register")
+    outbound_proxy: str | None = None
+    sips: bool = False
+    tls_ca_file: Path | None = None
+    tls_verify: bool = True
+    rfc5626_outbound: bool = True
+
+    @model_validator(mode="after")
+    def _transport_rules(self) -> Trunk:
+        if self.sips and self.transport != "tls":
+            raise ValueError(f"trunk {self.name!r}: sips = true needs transport = \"tls\"")
+        if self.registers and not self.password.get_secret_value():
+            raise ValueError(f"trunk {self.name!r}: a password is required unless register = false")
+        if self.tls_ca_file is not None and not self.tls_ca_file.is_file():
+            raise ValueError(f"trunk {self.name!r}: tls_ca_file {str(self.tls_ca_file)!r} is not a readable file")
+        return self
 
     @field_validator("variant_order", mode="before")
     @classmethod
     def _parse_order(cls, value: Any) -> tuple[VariantKind, ...]:
         return _variant_order(value)
 
-    @field_validator("registrar")
+    @field_validator("registrar", "outbound_proxy")
     @classmethod
-    def _host_port(cls, value: str) -> str:
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         host, sep, port = value.rpartition(":")
         if not host or not sep or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError(f"expected host:port, got {value!r}")
@@ -98,25 +121,35 @@ class TrunkFileEntry(BaseModel):
     variant_order: Any = None
     max_concurrent: int = 8
     max_cps: float = 10.0
+    registers: bool = Field(default=True, alias="register")
+    outbound_proxy: str | None = None
+    sips: bool = False
+    tls_ca_file: Path | None = None
+    tls_verify: bool = True
+    rfc5626_outbound: bool = True
 
     @model_validator(mode="after")
     def _one_password_source(self) -> TrunkFileEntry:
-        if (self.password_env is None) == (self.password_file is None):
-            raise ValueError(f"trunk {self.name!r}: give exactly one of password_env or password_file")
+        if self.password_env is not None and self.password_file is not None:
+            raise ValueError(f"trunk {self.name!r}: give only one of password_env or password_file")
+        if self.password_env is None and self.password_file is None and self.registers:
+            raise ValueError(f"trunk {self.name!r}: give exactly one of password_env or password_file "
+                             "(only a trunk with register = false may have no password)")
         return self
 
     def resolve(self) -> Trunk:
+        secret = ""
         if self.password_env is not None:
-            secret = os.environ.get(self.password_env)
-            if secret is None:
+            from_env = os.environ.get(self.password_env)
+            if from_env is None:
                 raise ValueError(f"trunk {self.name!r}: environment variable {self.password_env} is not set")
-        else:
-            assert self.password_file is not None
+            secret = from_env
+        elif self.password_file is not None:
             try:
                 secret = self.password_file.read_text(encoding="utf-8").strip()
             except OSError as exc:
                 raise ValueError(f"trunk {self.name!r}: cannot read password_file: {exc.strerror}") from None
-        fields = self.model_dump(exclude={"password_env", "password_file"}, exclude_none=True)
+        fields = self.model_dump(exclude={"password_env", "password_file"}, exclude_none=True, by_alias=True)
         return Trunk(password=SecretStr(secret), **fields)
 
 
@@ -144,6 +177,12 @@ class Settings(BaseSettings):
     sip_variant_order: str = "national, 86, +86"
     sip_max_concurrent: int = Field(default=8, ge=1)
     sip_max_cps: float = Field(default=10.0, gt=0)
+    sip_register: bool = True
+    sip_outbound_proxy: str | None = None
+    sip_sips: bool = False
+    sip_tls_ca_file: Path | None = None
+    sip_tls_verify: bool = True
+    sip_rfc5626_outbound: bool = True
 
     trunks: tuple[TrunkFileEntry, ...] = ()
 
@@ -199,8 +238,10 @@ class Settings(BaseSettings):
         return trunks[wanted]
 
     def _env_trunk(self) -> Trunk:
-        missing = [var for var, val in (("DIALER_SIP_USERNAME", self.sip_username),
-                                        ("DIALER_SIP_PASSWORD", self.sip_password)) if not val]
+        required: list[tuple[str, object]] = [("DIALER_SIP_USERNAME", self.sip_username)]
+        if self.sip_register:  # an IP-authenticated trunk (DIALER_SIP_REGISTER=false) may have no password
+            required.append(("DIALER_SIP_PASSWORD", self.sip_password))
+        missing = [var for var, val in required if not val]
         if missing:
             raise ConfigError(f"{missing[0]}: required when DIALER_SIP_REGISTRAR is set")
         try:
@@ -215,6 +256,12 @@ class Settings(BaseSettings):
                 variant_order=self.sip_variant_order,  # type: ignore[arg-type]  # validated by Trunk
                 max_concurrent=self.sip_max_concurrent,
                 max_cps=self.sip_max_cps,
+                register=self.sip_register,  # the alias of Trunk.registers
+                outbound_proxy=self.sip_outbound_proxy,
+                sips=self.sip_sips,
+                tls_ca_file=self.sip_tls_ca_file,
+                tls_verify=self.sip_tls_verify,
+                rfc5626_outbound=self.sip_rfc5626_outbound,
             )
         except ValidationError as exc:
             raise ConfigError(_first_error(exc, prefix="DIALER_SIP_", env=True)) from None
@@ -247,6 +294,8 @@ class _TomlSource(PydanticBaseSettingsSource):
 
 def _first_error(exc: ValidationError, prefix: str = "DIALER_", env: bool = True) -> str:
     err = exc.errors()[0]
+    if not err["loc"]:  # a rule across fields: its message names the trunk and the fields
+        return str(err["msg"]).removeprefix("Value error, ")
     name = ".".join(str(p) for p in err["loc"]) or "settings"
     variable = f"{prefix}{name.upper()}" if env else f"{prefix}{name}"
     value = err.get("input")
@@ -254,13 +303,57 @@ def _first_error(exc: ValidationError, prefix: str = "DIALER_", env: bool = True
     return f"{variable}: {err['msg']}{shown}"
 
 
+# Names the dialer's own tooling reads (the test suite, bench scripts): not settings, never warned about.
+_TOOLING_PREFIXES = ("DIALER_TEST_", "DIALER_BENCH_")
+_warned: set[str] = set()
+
+
+def known_environment_names() -> frozenset[str]:
+    """Every ``DIALER_*`` name a setting is read from, plus ``DIALER_CONFIG``."""
+    return frozenset({"DIALER_CONFIG", *(f"DIALER_{name.upper()}" for name in Settings.model_fields)})
+
+
+def unknown_environment(
+    environ: Mapping[str, str], extra_known: frozenset[str] = frozenset()
+) -> list[tuple[str, str | None]]:
+    """``DIALER_*`` names no setting reads, each with the closest known name (or None).
+
+    A typo such as ``DIALER_SIP_TLS_CAFILE`` would otherwise be ignored in
+    silence and the dialer would run on the default it was meant to change.
+    """
+    known = known_environment_names() | extra_known
+    found = []
+    for name in sorted(environ):
+        if not name.startswith("DIALER_") or name in known or name.startswith(_TOOLING_PREFIXES):
+            continue
+        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.8)
+        found.append((name, close[0] if close else None))
+    return found
+
+
+def _warn_unknown_environment(settings: Settings) -> None:
+    password_vars = frozenset(t.password_env for t in settings.trunks if t.password_env)
+    for name, close in unknown_environment(os.environ, password_vars):
+        if name in _warned:
+            continue
+        _warned.add(name)
+        hint = f"; did you mean {close}?" if close else ""
+        log.warning("environment variable %s is not a dialer setting and is ignored%s", name, hint)
+
+
 def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:
-    """Build the settings once; a bad value raises ConfigError naming the variable."""
+    """Build the settings once; a bad value raises ConfigError naming the variable.
+
+    Unknown ``DIALER_*`` environment names are warned about (once per name
+    and process), with the closest known name.
+    """
     path = config_file or os.environ.get("DIALER_CONFIG")
     token = _config_file.set(Path(path) if path else None)
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError(_first_error(exc)) from None
     finally:
         _config_file.reset(token)
+    _warn_unknown_environment(settings)
+    return settings

@@ -26,6 +26,7 @@ from worker.diagnostic_flow import DiagnosticFlow, flow_lines
 from worker.dialing import Try, dial_number
 from worker.runtime import account_for
 from worker.sip import CallResult, RegistrationResult, SipAgent
+from worker.sip.errors import CertificateRejected
 
 
 def registration_record(registrar: str, result: RegistrationResult | None) -> dict[str, Any]:
@@ -93,6 +94,8 @@ def run_diagnostic_call(
         reg = registration_record(registrar, registration)
         say(registration_line(registrar, registration))
         if registration is not None and not registration.registered:
+            if registration.certificate_rejected:  # a configuration error: one line, exit 2
+                raise CertificateRejected(registration.reason)
             if registration.auth_rejected:
                 say("outcome: auth_failed (the trunk refused our credentials: check username, password, realm)")
                 return {"registration": reg, "attempts": [], "outcome": "auth_failed"}
@@ -105,6 +108,8 @@ def run_diagnostic_call(
         report = dial_number(agent, variants, ring_timeout_s=ring_timeout_s,
                              hold_s=flow.flow.max_duration_s if flow is not None else hold_s, on_try=show,
                              script_factory=flow.factory if flow is not None else None)
+        if report.config_error:  # a trunk without REGISTER meets the certificate problem on its first INVITE
+            raise CertificateRejected(report.config_error)
         outcome = report.outcome.value
         record: dict[str, Any] = {"registration": reg, "attempts": [try_record(t) for t in report.tries]}
         if flow is not None:

@@ -16,7 +16,8 @@ Per attempt, in order:
 - anything else ends the attempt with its own outcome.
 A refusal by the agent (no free call slot, agent stopping: no INVITE left) is
 retried like a transient failure and, when it persists, ends the attempt
-``transient`` with no try recorded.
+``transient`` with no try recorded. A trunk certificate that fails TLS
+verification ends it at once, with no try and ``config_error`` set.
 No try starts when the job's lease could run out before the ring timeout.
 """
 
@@ -42,6 +43,7 @@ from shared.numbers import DialVariant, VariantKind
 from shared.outcomes import Action, Classification, Outcome, classify
 from worker.sip import CallResult, RegistrationResult
 from worker.sip.agent import ScriptFactory
+from worker.sip.errors import CertificateRejected
 
 TRANSIENT_TRIES = 3
 TRANSIENT_BUDGET_S = 8.0
@@ -80,6 +82,7 @@ class AttemptReport:
     reregistered: bool = False
     lease_ran_out: bool = False
     refused: str | None = None  # why the agent refused to place a call, when it did
+    config_error: str | None = None  # the trunk cannot be used as configured (its certificate is not trusted)
 
     @property
     def auth_failed(self) -> bool:
@@ -121,6 +124,10 @@ def dial_number(
         except RetryableError as exc:  # refused before any INVITE left (capacity, agent stopping)
             report.outcome = Outcome.TRANSIENT
             report.refused = str(exc)
+            return report
+        except CertificateRejected as exc:  # no INVITE reached the trunk: not an outcome of this number
+            report.outcome = Outcome.TRANSIENT
+            report.refused = report.config_error = str(exc)
             return report
         if tries is None:
             report.lease_ran_out = True

@@ -173,6 +173,10 @@ class FlowScript:
 
     def _recording_path(self, step: str) -> str:
         folder = self._recordings_dir or Path("recordings")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            pass  # the recorder reports the failure; the call goes on (recording_failed in the log)
         return str(folder / f"{uuid.uuid4().hex}-{step}.wav")
 
 

@@ -59,7 +59,10 @@ def _db_retry(patience_s: float) -> Retrying:
 
 def run_dial_job(rt: WorkerRuntime, job_id: int) -> str:
     """Dial one job; returns the outcome word, or 'duplicate' / a pre-dial verdict."""
-    if (rt.gate is not None and not rt.gate.is_open) or not rt.agent.is_registered:
+    if (rt.gate is not None and not rt.gate.is_open) or not rt.agent.can_call:
+        reg = rt.agent.registration
+        if reg is not None and reg.certificate_rejected and rt.gate is not None:
+            rt.gate.close(reg.reason)  # a configuration error: stop taking the trunk's jobs, as after 401s
         raise NotRegistered(rt.trunk.name)
 
     def claim() -> store.ClaimedJob | None:
@@ -79,26 +82,18 @@ def run_dial_job(rt: WorkerRuntime, job_id: int) -> str:
         log.info("job %s: %s (%s)", job_id, verdict.verdict.value, verdict.reason)
         return verdict.verdict.value
 
-    try:  # every prompt on this host before the INVITE, or no call at all
-        plan = flow_job.prepare_flow(job.flow, job.metadata, rt.settings.data_dir, rt.pool, e164=job.e164,
-                                     campaign=job.campaign)
-    except PromptUnavailable as exc:
-        reason = str(exc)
-        _db_retry(RECORD_PATIENCE_S)(lambda: _give_back(rt, job, reason))
-        log.warning("job %s: no call placed: %s", job_id, reason)
+    dialled = _dial_with_flow(rt, job, verdict.number)
+    if dialled is None:
         return "prompt_unavailable"
-    with LeaseKeeper(rt.pool, job.job_id, rt.name):
-        report = _dial(rt, job, verdict.number, plan)
-        if plan is not None and plan.opt_out is not None:
-            plan.opt_out.wait()
-    rows = [to_row(t) for t in report.tries]
-    flow_facts = _apply_flow(report, rows)
+    report, rows, flow_facts = dialled
     decision = decide(report.outcome, job.attempt, job.policy, datetime.now(UTC))
 
     def record() -> bool:
         with rt.pool.connection() as conn:
             if report.auth_failed:
                 store.flag_trunk(conn, rt.trunk.name, healthy=False, reason="INVITE rejected after re-register")
+            if report.config_error:
+                store.flag_trunk(conn, rt.trunk.name, healthy=False, reason=report.config_error[:200])
             # No INVITE left the process (the agent refused): the attempt does not count.
             return store.finish(conn, job, rt.name, rows, decision, undo_attempt=not rows)
 
@@ -107,9 +102,15 @@ def run_dial_job(rt: WorkerRuntime, job_id: int) -> str:
     _count(rt, job, report)
     if flow_facts is not None:
         flow_job.count_flow(job.campaign, flow_facts)
+    _close_gate_if_refused(rt, report)
+    return report.outcome.value
+
+
+def _close_gate_if_refused(rt: WorkerRuntime, report: AttemptReport) -> None:
     if report.auth_failed and rt.gate is not None:
         rt.gate.close("INVITE rejected with an auth failure after a re-register")
-    return report.outcome.value
+    if report.config_error and rt.gate is not None:  # e.g. the trunk's certificate is not trusted
+        rt.gate.close(report.config_error)
 
 
 def _facts(job: store.ClaimedJob) -> PreDialFacts:
@@ -157,6 +158,26 @@ class _MeteredPlacer:
 
     def uri_for(self, user_part: str) -> str:
         return self._agent.uri_for(user_part)
+
+
+def _dial_with_flow(
+    rt: WorkerRuntime, job: store.ClaimedJob, number: NormalisedNumber
+) -> tuple[AttemptReport, list[store.TryRow], flow_job.FlowFacts | None] | None:
+    """Dial with the campaign's flow (if any) under a renewed lease; None when a prompt kept the call from leaving."""
+    try:  # every prompt on this host before the INVITE, or no call at all
+        plan = flow_job.prepare_flow(job.flow, job.metadata, rt.settings.data_dir, rt.pool, e164=job.e164,
+                                     campaign=job.campaign)
+    except PromptUnavailable as exc:
+        reason = str(exc)
+        _db_retry(RECORD_PATIENCE_S)(lambda: _give_back(rt, job, reason))
+        log.warning("job %s: no call placed: %s", job.job_id, reason)
+        return None
+    with LeaseKeeper(rt.pool, job.job_id, rt.name):
+        report = _dial(rt, job, number, plan)
+        if plan is not None and plan.opt_out is not None:
+            plan.opt_out.wait()
+    rows = [to_row(t) for t in report.tries]
+    return report, rows, _apply_flow(report, rows)
 
 
 def _give_back(rt: WorkerRuntime, job: store.ClaimedJob, reason: str) -> bool:

@@ -24,6 +24,7 @@ from shared.logs import register_secret
 from shared.settings import Settings, Trunk
 from worker.gate import RegistrationGate
 from worker.sip import RegistrationResult, SipAccountConfig, SipAgent
+from worker.sip.errors import CertificateRejected
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,12 @@ def account_for(trunk: Trunk, local_port: int = 0) -> SipAccountConfig:
         domain=trunk.domain,
         local_port=local_port,
         name=trunk.name,
+        register=trunk.registers,
+        outbound_proxy=trunk.outbound_proxy,
+        sips=trunk.sips,
+        tls_ca_file=str(trunk.tls_ca_file) if trunk.tls_ca_file else None,
+        tls_verify=trunk.tls_verify,
+        sip_outbound=trunk.rfc5626_outbound,
     )
 
 
@@ -78,13 +85,19 @@ def register_until_up(agent: SipAgent, trunk: Trunk, *, attempts: int | None = N
         _count_registration(trunk.name, result)
         log.error("REGISTER to trunk %s failed: %s %s", trunk.name, result.status, result.reason)
         if attempts is not None and tried >= attempts:
+            if result.certificate_rejected:
+                raise CertificateRejected(result.reason)
             raise AuthRejected(f"trunk {trunk.name}: REGISTER answered {result.status} {result.reason}")
         time.sleep(delay)
         delay, tried = min(delay * 2, 60.0), tried + 1
         result = agent.reregister()
     if result is not None:
         _count_registration(trunk.name, result)
-    return result or RegistrationResult(0, "registration disabled", True, 0, datetime.now(UTC))
+    return result or _no_registration()
+
+
+def _no_registration(timeout_s: float = 0) -> RegistrationResult:
+    return RegistrationResult(0, "registration disabled", True, 0, datetime.now(UTC))
 
 
 def _count_registration(trunk: str, result: RegistrationResult) -> None:
@@ -126,7 +139,11 @@ def start(
     for result in ("ok", "auth_failed", "error"):
         metrics.REGISTRATIONS.labels(trunk.name, result).inc(0)
     metrics.DUPLICATE_DELIVERIES.labels(trunk.name).inc(0)
-    register_until_up(agent, trunk, attempts=register_attempts)
+    try:
+        register_until_up(agent, trunk, attempts=register_attempts)
+    except BaseException:
+        agent.stop(grace_s=0)  # the process's one Endpoint must not outlive a start that failed
+        raise
     up.set(1)
     metrics.TRUNK_HEALTHY.labels(trunk.name).set(1)
     runtime = WorkerRuntime(
@@ -149,7 +166,9 @@ def start(
                 flag_trunk(conn, trunk.name, healthy=True)
 
     runtime.gate = RegistrationGate(
-        lambda: agent.reregister(),
+        # A trunk that does not REGISTER has nothing to re-register: the gate reopens after its backoff
+        # and the next job tries again (a refused certificate consumes no job, see job_runner).
+        agent.reregister if trunk.registers else _no_registration,
         stop_consuming=stop_consuming,
         resume_consuming=resume_consuming,
         on_change=on_change,

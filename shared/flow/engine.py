@@ -17,6 +17,10 @@ One step at a time, in phases::
     recording  a "message" recording, until it reports or max_s passes
     done       the flow is over (we hung up, or the callee did)
 
+Keys pressed while a play/say step (or a pause) runs are kept as type-ahead:
+the next gather takes them at once instead of playing its prompt, as a
+customer who presses 1 during the offer expects.
+
 Every step taken becomes a :class:`Entry` of the flow log, with its time
 since answer; play/say entries say how much was heard, gather entries the
 digits, transfer entries the final status.
@@ -31,6 +35,7 @@ from shared.flow.model import Flow, Step
 
 TRANSFER_TIMEOUT_S = 30.0  # no final NOTIFY / agent answer by then: the transfer failed (408)
 RECORDING_GRACE_S = 3.0  # a stopped recorder reports within this, or the recording failed
+MAX_TYPEAHEAD = 32  # keys kept from prompts before a gather (a flood keeps only the last ones)
 
 Phase = Literal["between", "playing", "gathering", "pausing", "transfer", "bridged", "recording", "stopping", "done"]
 EndedBy = Literal["flow", "remote", "max_duration", "transferred"]
@@ -151,6 +156,7 @@ class State:
     played_s: float = 0.0
     entries: tuple[Entry, ...] = ()
     recording_step: str | None = None  # a "call" recording still running
+    typeahead: str = ""  # keys pressed during a prompt before a gather: the gather takes them first
     ended_by: EndedBy | None = None
     ended_at: float | None = None
 
@@ -209,6 +215,14 @@ def _enter(flow: Flow, state: State, sid: str | None, now: float, acts: tuple[Ac
     cur = flow.step(sid)
     state = replace(state, step=sid, deadline=None, digits="", played_s=0.0,
                     tries=state.tries if sid == state.step else 0)
+    if cur.kind == "gather" and state.typeahead:  # keys pressed early answer this gather at once
+        assert cur.gather is not None
+        keys = state.typeahead
+        state = replace(state, phase="gathering", deadline=now + cur.gather.timeout_s, typeahead="")
+        for key in keys:
+            state, more = step(flow, state, Digit(key, now))
+            acts = (*acts, *more)
+        return state, acts
     if cur.kind in ("play", "say") or (cur.kind == "gather" and cur.prompt_kind is not None):
         return replace(state, phase="playing"), (*acts, Play(sid))
     if cur.kind == "gather":
@@ -286,8 +300,10 @@ def _end_step(state: State, cur: Step, now: float, by: EndedBy, result: str) -> 
 
 def _digit(flow: Flow, state: State, ev: Digit) -> Result:
     cur = flow.step(state.step)
+    if cur.kind != "gather" and state.phase in ("playing", "between", "pausing"):
+        return replace(state, typeahead=(state.typeahead + ev.digit)[-MAX_TYPEAHEAD:]), ()
     if cur.kind != "gather" or state.phase not in ("playing", "gathering"):
-        return state, ()  # a key pressed outside a gather (or a flood after it) changes nothing
+        return state, ()  # a key pressed during a transfer or recording changes nothing
     assert cur.gather is not None
     acts: tuple[Action, ...] = ()
     if state.phase == "playing":  # barge-in

@@ -10,6 +10,7 @@ the prompt was played.
 
 from __future__ import annotations
 
+import subprocess
 import wave
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,8 +19,8 @@ import numpy as np
 import pytest
 
 from tests.support.answer_scripts import ScriptedTest
-from tests.support.baresip import BaresipCallee, start_baresip_callee, write_tone
-from tests.support.sipp import SippPeer
+from tests.support.baresip import BaresipCallee, loud_span, read_wav, start_baresip_callee, write_tone
+from tests.support.sipp import SippPeer, free_port
 from worker.sip import SipAccountConfig, SipAgent
 from worker.sip.answer import MediaControl
 
@@ -143,3 +144,79 @@ def test_callee_hanging_up_mid_prompt_says_how_much_was_played(sipp_uas: Sipp, t
     assert script.play_at_hangup is not None
     played, finished = script.play_at_hangup
     assert not finished and 0.5 <= played <= 2.0
+
+
+@pytest.fixture
+def full_dir(tmp_path: Path) -> Iterator[Path]:
+    """A 64 KiB tmpfs: about two seconds of a 16 kHz recording fill it. Needs root (skips otherwise)."""
+    where = tmp_path / "full"
+    where.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(where)],
+                             capture_output=True, check=False)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode(errors='replace').strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", str(where)], check=False)
+
+
+def test_full_recordings_directory_is_reported_and_the_call_goes_on(
+    callee_440: BaresipCallee, tmp_path: Path, full_dir: Path
+) -> None:
+    """The disk fills 2 s into a 4 s recording: on_recording gives the partial file and recording_failed."""
+    prompt = write_tone(tmp_path / "prompt.wav", 4.0, 1000.0)
+    path = full_dir / "call.wav"
+
+    def answer(ctl: MediaControl) -> None:
+        ctl.start_recording(str(path), "call", 30.0)
+        ctl.play(str(prompt))
+
+    def until(s: ScriptedTest) -> bool:
+        assert s.ctl is not None
+        if s.ctl.play_state()[1] and not s.recordings:
+            s.ctl.stop_recording()
+        return bool(s.recordings)
+
+    script = ScriptedTest(on_answer_do=answer, until=until)
+    agent = agent_for(callee_440.address)
+    try:
+        result = agent.call(callee_440.uri(), timeout_s=30, script_factory=lambda: script)
+    finally:
+        agent.stop(grace_s=0)
+    assert result.answered and not script.timed_out and result.flow is not None and "error" not in result.flow
+    assert script.ctl is not None and script.ctl.play_state() == (pytest.approx(4.0, abs=0.06), True)
+    [(reported, error)] = script.recordings
+    assert reported == str(path)
+    assert error is not None and error.startswith("recording_failed: ") and "disk full" in error
+
+
+def test_prompt_and_recording_follow_a_reinvite_that_replaces_the_stream(sipp_uas: Sipp, tmp_path: Path) -> None:
+    """sipp echoes our audio and re-INVITEs to PCMA 0.8 s into a 3 s prompt: the whole prompt's echo is recorded."""
+    peer = sipp_uas("reinvite_codec", pause_ms=800, extra_args=["-rtp_echo", "-mp", str(free_port())])
+    prompt = write_tone(tmp_path / "prompt.wav", 3.0, 1000.0)
+    path = tmp_path / "echo.wav"
+
+    def answer(ctl: MediaControl) -> None:
+        ctl.start_recording(str(path), "message", 30.0)  # the callee only: here, the echo of our prompt
+        ctl.play(str(prompt))
+
+    def until(s: ScriptedTest) -> bool:
+        assert s.ctl is not None
+        if s.ctl.play_state()[1] and not s.recordings:
+            s.ctl.stop_recording()
+        return bool(s.recordings)
+
+    script = ScriptedTest(on_answer_do=answer, until=until)
+    agent = agent_for(peer.address)
+    try:
+        result = agent.call(f"sip:callee@{peer.address}", timeout_s=30, script_factory=lambda: script)
+    finally:
+        agent.stop(grace_s=0)
+    assert result.answered and not script.timed_out
+    answers = [m.status for m in peer.messages() if m.direction == "rx" and m.cseq_method == "INVITE" and m.status]
+    assert answers == [200]  # the re-INVITE was accepted
+    assert script.recordings == [(str(path), None)]
+    samples, rate = read_wav(path)
+    span_s, quiet_frames = loud_span(samples, rate)
+    assert 2.7 <= span_s <= 3.3 and quiet_frames <= 5  # a re-INVITE may cost a frame or two, not the rest

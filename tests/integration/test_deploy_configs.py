@@ -339,7 +339,7 @@ def test_dockerfile_runs_dialer_as_non_root_on_slim_python() -> None:
     users = [arg for op, arg in instructions if op == "USER"]
     assert users and users[-1] not in {"root", "0"}
     assert [arg for op, arg in instructions if op == "ENTRYPOINT"] == ['["dialer"]']
-    assert ("RUN", "pip install .") in instructions
+    assert ("RUN", "pip install -c constraints.txt .") in instructions  # the locked versions, see scripts/lock
 
 
 def test_dockerfile_copies_every_package_the_distribution_ships() -> None:

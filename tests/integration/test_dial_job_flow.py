@@ -157,3 +157,69 @@ def test_an_opt_out_lists_the_number_fleet_wide_at_once(db: Conn, database_url: 
     assert db.execute("SELECT reason FROM dnc WHERE e164 = %s", (NUMBER,)).fetchone() == (
         "opted out during a call (campaign flows)",)
     assert db.execute("SELECT status FROM dial_jobs").fetchone() == ("skipped_dnc",)
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Iterator[Any]:
+    from sandbox import SandboxPbx, load_plan
+
+    pbx = SandboxPbx(load_plan(), port=0)
+    pbx.start()
+    yield pbx
+    pbx.stop()
+
+
+@pytest.mark.parametrize(("number", "outcome", "transfer_status"), [
+    ("+8613900007009", "opted_out", None),
+    ("+8613900007002", "transferred", 200),
+])
+def test_callees_that_act_on_the_demo_flow(
+    db: Conn, database_url: str, redis_url: str, redis_client: Any, sandbox: Any, tmp_path: Path,
+    number: str, outcome: str, transfer_status: int | None,
+) -> None:
+    """Against the sandbox PBX: a 9 puts the number on the DNC list during the call; a 1 is REFERred with 200."""
+    from producer.demo_flow import write_demo_flow
+    from sandbox import load_plan
+
+    user = load_plan().users[0]
+    spec = CampaignSpec("acting", "default", ring_timeout_s=5,
+                        flow=FlowSpec.from_file(write_demo_flow(tmp_path / "flow", sandbox.port)))
+    campaign_id = create_campaign(db, spec)
+    db.execute("UPDATE campaigns SET state = 'running' WHERE id = %s", (campaign_id,))
+    [job_id] = add_jobs(db, campaign_id, [number], status="queued")
+    db.execute("UPDATE dial_jobs SET due_at = now(), queued_at = now(), metadata = %s WHERE id = %s",
+               (Jsonb({"name": "Trent"}), job_id))
+    settings = load_settings(database_url=database_url, redis_url=redis_url, sip_registrar=f"127.0.0.1:{sandbox.port}",
+                             sip_username=user.username, sip_password=user.password, data_dir=tmp_path / "data")
+    rt = runtime.start(settings, None, name="test-worker", register_attempts=1)
+    try:
+        assert run_dial_job(rt, job_id) == outcome
+    finally:
+        runtime.stop(grace_s=2)
+    digits, status, target = db.execute(
+        "SELECT digits, transfer_status, transfer_target FROM call_attempts WHERE job_id = %s AND status_code = 200",
+        (job_id,)).fetchone() or ()
+    assert digits == ("9" if outcome == "opted_out" else "1") and status == transfer_status
+    listed = db.execute("SELECT count(*) FROM dnc WHERE e164 = %s", (number,)).fetchone()
+    assert listed == ((1,) if outcome == "opted_out" else (0,))
+    if transfer_status:
+        assert target == f"sip:advisors@127.0.0.1:{sandbox.port}"
+
+
+def test_a_recorded_call_puts_the_recording_in_the_cdr(
+    db: Conn, sipp_uas: Callable[..., SippPeer], worker_runtime: RuntimeFactory, tmp_path: Path
+) -> None:
+    """record = "call" runs beside the prompt; once the WAV is whole its path is the CDR's recording."""
+    import wave
+
+    text = 'start = "rec"\n[steps.rec]\nrecord = "call"\nmax_s = 10\nnext = "offer"\n' + FLOW.split("\n", 2)[2]
+    _, job_id = queue_flow_job(db, tmp_path / "flow", text)
+    rt = worker_runtime(sipp_uas("carrier"))
+    assert run_dial_job(rt, job_id) == "message_played"
+    steps, recording = db.execute(
+        "SELECT flow_steps, recording FROM call_attempts WHERE job_id = %s AND status_code = 200", (job_id,)
+    ).fetchone() or ()
+    assert [(s["step"], s["result"]) for s in steps if s["step"] == "rec"] == [("rec", "started"), ("rec", "recorded")]
+    assert recording.startswith(str(tmp_path / "worker-data" / "recordings"))
+    with wave.open(recording, "rb") as wav:
+        assert wav.getnframes() / wav.getframerate() > 1.0  # the prompt, heard in the mix

@@ -300,14 +300,16 @@ def test_a_second_agent_in_one_process_is_refused_then_allowed_after_stop(
 
 
 def test_tcp_transport(sipp_uas: Sipp, agent_factory: AgentFactory) -> None:
-    """transport='tcp' registers and calls over TCP (carrier scenario, auth on both sides)."""
+    """transport='tcp' registers and calls over TCP; the transport rides on the Route, not on the dialled URI."""
     peer = sipp_uas("carrier", transport="tcp")
     agent = agent_factory(account_for(peer, transport="tcp"))
     reg = agent.start()
     assert reg is not None and (reg.registered, reg.challenges) == (True, (401,))
     r = agent.call(agent.uri_for("+8613900005555"))
     assert (r.answered, r.challenges) == (True, (407,))
-    assert all(";transport=tcp" in (m.request_uri or "") for m in peer.received("INVITE"))
+    invites = peer.received("INVITE")
+    assert invites and all(";transport" not in (m.request_uri or "") for m in invites)
+    assert all(f"<sip:{peer.address};transport=tcp;lr>" in (m.header("Route") or "") for m in invites)
 
 
 @pytest.mark.parametrize("transport", ["tcp", "tls"])

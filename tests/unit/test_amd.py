@@ -120,12 +120,21 @@ def test_audio_that_ends_early_is_notsure() -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", [{"total_analysis_ms": 0}, {"greeting_ms": -1}, {"beep_min_hz": 2500.0}, {"beep_purity": 1.5}]
+    "bad",
+    [{"total_analysis_ms": 0}, {"greeting_ms": -1}, {"beep_min_hz": 2500.0}, {"beep_purity": 1.5},
+     {"initial_silence_decision": "hangup"}],
 )
 def test_bad_settings_name_the_field(bad: dict[str, object]) -> None:
     """A bad setting is refused at construction with its name in the message."""
     with pytest.raises(ValueError, match=next(iter(bad))):
         AmdSettings(**bad)  # type: ignore[arg-type]
+
+
+def test_decision_words_from_campaign_settings_become_the_enum() -> None:
+    """initial_silence_decision given as a word (from a campaign's TOML) is stored as a Decision."""
+    amd = AmdSettings(initial_silence_decision="machine")  # type: ignore[arg-type]
+    assert amd.initial_silence_decision is Decision.MACHINE
+    assert run(pcm(silence(4)), amd)[:2] == (Decision.MACHINE, Reason.INITIAL_SILENCE)
 
 
 def test_unsupported_rate_is_refused() -> None:

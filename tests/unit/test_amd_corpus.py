@@ -9,7 +9,7 @@ import wave
 
 import pytest
 
-from shared.amd import Decision, detect, split_frames
+from shared.amd import Decision, beep_listener, detect, split_frames
 from shared.amd_early import EarlyMedia, classify_early_media
 from tests.support.amd_corpus import SCRIPT, CorpusItem, load_corpus
 
@@ -37,6 +37,21 @@ def test_greetings_and_announcements_are_machines(corpus: list[CorpusItem]) -> N
             result = detect(split_frames(item.pcm()))
             assert result.decision == Decision.MACHINE, (item.name, item.meta["text"], result)
             assert result.decided_at_s < 5.0
+
+
+def test_beeps_are_heard_after_greetings_and_nowhere_else(corpus: list[CorpusItem]) -> None:
+    """The beep listener finds each voicemail beep within 0.3 s of its start, and no beep in any other audio."""
+    for item in corpus:
+        if item.wav is None:
+            continue
+        listener = beep_listener()
+        hit = next((h for h in map(listener.feed, split_frames(item.pcm())) if h is not None), None)
+        if item.kind == "voicemail":
+            assert hit is not None, item.name
+            assert 0 < hit[0] - item.meta["beep_at_s"] < 0.3, (item.name, hit)
+            assert abs(hit[1] - item.meta["beep_hz"]) < 10
+        else:
+            assert hit is None, (item.name, item.meta["text"], hit)
 
 
 def test_early_media_verdicts(corpus: list[CorpusItem]) -> None:

@@ -157,6 +157,13 @@ def test_digit_flood_takes_the_first_digits_only() -> None:
     assert state.entries[0].digits == "012" and log(state) == [("g", "gathered"), ("bye", "hangup")]
 
 
+def test_a_key_pressed_during_the_offer_answers_the_menu() -> None:
+    """Type-ahead: 1 pressed during the offer is taken by the menu at once; its prompt never plays."""
+    state, acts = run(MENU, [Tick(1.0, 1.0), Digit("1", 1.1), Tick(3.0, 3.0, True)])
+    assert acts == [Play("offer"), Transfer("sip:advisors@127.0.0.1:5060", "refer")]
+    assert log(state) == [("offer", "played"), ("menu", "matched")] and state.entries[1].digits == "1"
+
+
 def test_finish_on_key_ends_the_gather_early() -> None:
     """`#` ends the input and is not part of the digits."""
     flow = validate_flow(parse_flow({"start": "g", "steps": {

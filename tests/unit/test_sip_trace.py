@@ -169,12 +169,13 @@ def test_password_is_not_in_repr() -> None:
 
 
 def test_uris_for_udp_and_tcp() -> None:
-    """UDP URIs carry no transport parameter; TCP/TLS ones do, on registrar and request URIs."""
+    """No URI carries a transport parameter; with TCP/TLS it rides on the route (tests/unit/test_sip_routing.py)."""
     assert account().uri_for("+8613900001111") == "sip:+8613900001111@127.0.0.1:5060"
     tcp = account(transport="tcp")
-    assert tcp.uri_for("13900001111") == "sip:13900001111@127.0.0.1:5060;transport=tcp"
-    assert tcp.registrar_uri() == "sip:127.0.0.1:5060;transport=tcp"
+    assert tcp.uri_for("13900001111") == "sip:13900001111@127.0.0.1:5060"
+    assert tcp.registrar_uri() == "sip:127.0.0.1:5060"
     assert tcp.account_uri() == "sip:1001@127.0.0.1:5060"
+    assert tcp.proxy_uris() == ("sip:127.0.0.1:5060;transport=tcp;lr",)
 
 
 def test_separate_domain_routes_through_the_registrar() -> None:

@@ -21,7 +21,8 @@ out. Everything that reached the wire comes back as a :class:`CallResult`.
 Modules: ``config`` (settings and result dataclasses, pure), ``trace`` (call
 events -> CallResult, pure), ``responses`` (the 401/407s pjsua answers
 itself, read from its log lines, pure), ``pacing`` (even call-start pacer,
-REGISTER backoff, pure), ``pj_objects`` (all pjsua2 code), ``commands``
+REGISTER backoff, pure), ``tls_check`` (a refused TLS certificate as a
+configuration error, pure), ``pj_objects`` (all pjsua2 code), ``commands``
 (what threads hand the SIP thread), ``runtime`` (the SIP thread), ``agent``
 (the facade), ``errors``.
 """

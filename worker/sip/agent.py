@@ -223,7 +223,7 @@ class SipAgent:
             return _no_answer(timeout_s)
 
     def uri_for(self, user_part: str) -> str:
-        """``sip:<user_part>@<domain>[;transport=tcp|tls]`` for this trunk."""
+        """``sip:<user_part>@<domain>`` (``sips:`` if the trunk asks) for this trunk; never a transport parameter."""
         return self.account.uri_for(user_part)
 
     # ------------------------------------------------------------------- state
@@ -239,6 +239,11 @@ class SipAgent:
     def is_registered(self) -> bool:
         reg = self._runtime.registration
         return reg is not None and reg.registered and self.running
+
+    @property
+    def can_call(self) -> bool:
+        """Running and, for a trunk that registers, registered (``register=False`` trunks need no REGISTER)."""
+        return self.is_registered or (self.running and not self.account.register)
 
     @property
     def next_register_in_s(self) -> float | None:

@@ -36,7 +36,8 @@ that cannot do what is asked raise :class:`MediaError` (no audio stream, an
 unreadable WAV, a transfer target pjsua refuses, a second bridge); a script
 that lets it escape is hung up like any raising script. A recording that
 cannot be written is not raised: it comes to ``on_recording(None,
-"recording_failed: ...")`` and the call goes on.
+"recording_failed: ...")`` and the call goes on; one cut short by a full disk
+comes with both its (valid, truncated) path and a ``recording_failed`` error.
 """
 
 from __future__ import annotations

@@ -32,10 +32,24 @@ class SipAccountConfig:
     """One SIP trunk account as a worker process uses it.
 
     ``registrar`` is ``host[:port]``; ``domain`` (default: the registrar) is the
-    host part of our AOR and of dialled URIs. When the domain differs from the
-    registrar, requests are routed through the registrar as outbound proxy,
-    which is how most trunks want it. ``bind_address`` defaults to loopback so
-    nothing leaves the machine unless a deployment says so.
+    host part of our AOR and of dialled URIs. ``bind_address`` defaults to
+    loopback so nothing leaves the machine unless a deployment says so.
+
+    Routing: a dialled URI never carries a ``transport`` parameter, because a
+    proxy that re-targets it (Kamailio's ``rewritehostport``, say) keeps the
+    URI's parameters and would then try TCP or TLS towards a UDP-only gateway.
+    The transport rides on the route to our first hop instead
+    (``Route: <sip:proxy;transport=tcp;lr>``), as user agents do: that hop is
+    ``outbound_proxy`` if set, else the registrar, and the route is added
+    whenever the transport is not UDP or the hop is not the domain itself.
+    ``sips`` asks for ``sips:`` URIs end to end (TLS only).
+
+    TLS: the server certificate is verified against ``tls_ca_file`` (default:
+    the system store) and must name the host we connect to; ``tls_verify =
+    False`` turns that off and is warned about at every start.
+    ``sip_outbound`` (RFC 5626) keeps pjsua's ``reg-id``/``+sip.instance``;
+    each process then sends its own instance id, so processes on one host
+    keep one binding each instead of replacing each other's.
     """
 
     registrar: str
@@ -50,14 +64,20 @@ class SipAccountConfig:
     bind_address: str = "127.0.0.1"
     name: str = "default"
     tls_ca_file: str | None = None
+    tls_verify: bool = True
+    outbound_proxy: str | None = None
+    sips: bool = False
+    sip_outbound: bool = True
 
     def __post_init__(self) -> None:
-        if not _HOSTPORT.match(self.registrar):
-            raise ConfigError(f"trunk {self.name!r}: registrar must be host[:port], got {self.registrar!r}")
-        if self.domain is not None and not _HOSTPORT.match(self.domain):
-            raise ConfigError(f"trunk {self.name!r}: domain must be host[:port], got {self.domain!r}")
+        for what, value in (("registrar", self.registrar), ("domain", self.domain),
+                            ("outbound_proxy", self.outbound_proxy)):
+            if value is not None and not _HOSTPORT.match(value):
+                raise ConfigError(f"trunk {self.name!r}: {what} must be host[:port], got {value!r}")
         if self.transport not in _TRANSPORTS:
             raise ConfigError(f"trunk {self.name!r}: transport must be one of {_TRANSPORTS}")
+        if self.sips and self.transport != "tls":
+            raise ConfigError(f"trunk {self.name!r}: sips = true needs transport = \"tls\"")
         if not self.username or any(c in self.username for c in "@:;<> "):
             raise ConfigError(f"trunk {self.name!r}: username is empty or holds URI syntax")
         if not 0 <= self.local_port <= 65535:
@@ -70,27 +90,39 @@ class SipAccountConfig:
         """The domain of our AOR and of dialled URIs."""
         return self.domain or self.registrar
 
-    def _transport_param(self) -> str:
-        # UDP is the default for sip: URIs; naming it would only change nothing.
-        return "" if self.transport == "udp" else f";transport={self.transport}"
+    @property
+    def scheme(self) -> str:
+        return "sips" if self.sips else "sip"
+
+    @property
+    def first_hop(self) -> str:
+        """``host[:port]`` every request is sent to: the outbound proxy, else the registrar."""
+        return self.outbound_proxy or self.registrar
 
     def registrar_uri(self) -> str:
-        return f"sip:{self.registrar}{self._transport_param()}"
+        # No transport here either: REGISTER follows the same route as every request.
+        return f"{self.scheme}:{self.registrar}"
 
     def account_uri(self) -> str:
-        return f"sip:{self.username}@{self.effective_domain}"
+        return f"{self.scheme}:{self.username}@{self.effective_domain}"
 
     def proxy_uris(self) -> tuple[str, ...]:
-        """Outbound proxy route: the registrar, unless it already is the domain."""
-        if self.effective_domain == self.registrar:
+        """The outbound-proxy route, carrying the transport: ``sip:host:port;transport=tcp;lr``.
+
+        Empty for UDP straight to the domain (nothing to say). A ``sips:``
+        route implies TLS, so it names no transport.
+        """
+        hop = self.first_hop
+        if self.transport == "udp" and hop == self.effective_domain and self.outbound_proxy is None:
             return ()
-        return (f"sip:{self.registrar};lr{self._transport_param()}",)
+        transport = "" if self.transport == "udp" or self.sips else f";transport={self.transport}"
+        return (f"{self.scheme}:{hop}{transport};lr",)
 
     def uri_for(self, user_part: str) -> str:
-        """The request URI for one number variant, e.g. ``sip:+8613900001111@host``."""
+        """The request URI for one number variant, e.g. ``sip:+8613900001111@host`` (never a transport)."""
         if not _USER_PART.match(user_part):
             raise InvalidNumber(user_part, "not a dialable SIP user part (digits, optional leading +)")
-        return f"sip:{user_part}@{self.effective_domain}{self._transport_param()}"
+        return f"{self.scheme}:{user_part}@{self.effective_domain}"
 
 
 @dataclass(frozen=True)
@@ -101,6 +133,8 @@ class RegistrationResult:
     on the way to ``status``, in order: ``(401,)`` for a registrar that
     challenges and then accepts (or, after a wrong password, answers 403).
     Codes only: the challenge and our digest stay inside pjsua.
+    ``certificate_rejected``: no REGISTER left because the trunk's TLS
+    certificate did not verify; a configuration error, like ``auth_rejected``.
     """
 
     status: int
@@ -109,6 +143,7 @@ class RegistrationResult:
     expires_s: int
     at: datetime
     challenges: tuple[int, ...] = ()
+    certificate_rejected: bool = False  # the trunk's TLS certificate failed verification; reason says why
 
     @property
     def auth_rejected(self) -> bool:

@@ -4,11 +4,13 @@
     └── AgentStopped      the agent is stopping or stopped; try another worker
     TransientSipError (retryable)
     └── CallTimedOut      call() gave up waiting; the call was hung up
+    ConfigError (permanent)
+    └── CertificateRejected  the trunk's TLS certificate is not trusted
 """
 
 from __future__ import annotations
 
-from shared.errors import CapacityExceeded, TransientSipError
+from shared.errors import CapacityExceeded, ConfigError, TransientSipError
 
 
 class AgentStopped(CapacityExceeded):
@@ -21,3 +23,11 @@ class AgentStopped(CapacityExceeded):
 
 class CallTimedOut(TransientSipError):
     """``SipAgent.call`` waited longer than its ``timeout_s``; the call was aborted."""
+
+
+class CertificateRejected(ConfigError):
+    """The trunk's TLS certificate failed verification: a configuration error, never retried as transient.
+
+    No INVITE reached the trunk, so the job it was for is not consumed; the
+    worker stops taking the trunk's jobs as it does after an auth failure.
+    """

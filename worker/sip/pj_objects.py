@@ -22,6 +22,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -32,6 +33,7 @@ from worker.sip.config import SipAccountConfig
 from worker.sip.media.events import CallEvent, DtmfEvent, MediaChanged, TransferStatus
 from worker.sip.media.sdp import dtmf_on_101
 from worker.sip.responses import ResponseLog, request_cseq
+from worker.sip.tls_check import TlsVerifyLog, tls_ca_file
 from worker.sip.trace import CallTrace
 
 log = logging.getLogger("worker.sip")
@@ -92,6 +94,28 @@ class PjLogTap(pj.LogWriter):  # type: ignore[misc]  # pjsua2 ships no type info
                     pj_log.log(_PJ_TO_PY_LEVEL.get(level, logging.DEBUG), "%s", line.rstrip())
         except Exception:  # an exception escaping a director callback aborts the process
             log.debug("pjsua log line dropped", exc_info=True)
+
+
+class PjEndpoint(pj.Endpoint):  # type: ignore[misc]  # pjsua2 ships no type information
+    """The Endpoint, keeping what OpenSSL said about a server certificate it refused.
+
+    ``onTransportState`` runs inside libHandleEvents on the SIP thread
+    (threadCnt 0); it records and never raises.
+    """
+
+    def __init__(self, tls_log: TlsVerifyLog) -> None:
+        super().__init__()
+        self._tls_log = tls_log
+
+    def onTransportState(self, prm: Any) -> None:
+        try:
+            info = prm.tlsInfo
+            if info is None or info.isEmpty() or int(info.verifyStatus) == 0:
+                return
+            reasons = tuple(str(msg) for msg in info.verifyMsgs) or (f"verify status {int(info.verifyStatus)}",)
+            self._tls_log.add(str(info.remoteAddr), reasons)
+        except Exception:  # an exception escaping a director callback aborts the process
+            log.debug("onTransportState failed", exc_info=True)
 
 
 class PjAccount(pj.Account):  # type: ignore[misc]  # pjsua2 ships no type information
@@ -276,11 +300,29 @@ def transport_config(account: SipAccountConfig) -> Any:
     tcfg.port = account.local_port
     tcfg.boundAddress = account.bind_address
     if account.transport == "tls":
-        tcfg.tlsConfig.method = pj.PJSIP_TLSV1_2_METHOD
-        if account.tls_ca_file:
-            tcfg.tlsConfig.CaListFile = account.tls_ca_file
-            tcfg.tlsConfig.verifyServer = True
+        tls_client_config(account, tcfg.tlsConfig)
     return tcfg
+
+
+def tls_client_config(account: SipAccountConfig, tls: Any) -> None:
+    """TLS 1.2 or newer; the server's certificate checked against the CA file and the host name.
+
+    pjsip's TLS transport verifies the chain against ``CaListFile`` and the
+    certificate's names against the host it connected to, and with
+    ``verifyServer`` it closes the connection when either fails (which
+    :mod:`worker.sip.tls_check` then reports as a configuration error).
+    """
+    tls.method = pj.PJSIP_SSL_UNSPECIFIED_METHOD
+    tls.proto = pj.PJ_SSL_SOCK_PROTO_TLS1_2 | pj.PJ_SSL_SOCK_PROTO_TLS1_3
+    ca_file = tls_ca_file(account)
+    if ca_file:
+        tls.CaListFile = ca_file
+    tls.verifyServer = account.tls_verify
+    if not account.tls_verify:
+        log.warning(
+            "trunk %s: TLS certificate verification is OFF (tls_verify = false): anyone on the path to %s "
+            "can impersonate the carrier; set tls_ca_file instead", account.name, account.first_hop,
+        )
 
 
 def _quiet_pjlib(level: int) -> None:
@@ -292,7 +334,12 @@ def _quiet_pjlib(level: int) -> None:
 
 
 def open_endpoint(
-    account: SipAccountConfig, *, max_calls: int, log_level: int, responses: ResponseLog | None
+    account: SipAccountConfig,
+    *,
+    max_calls: int,
+    log_level: int,
+    responses: ResponseLog | None,
+    tls_log: TlsVerifyLog | None = None,
 ) -> tuple[Any, str]:
     """Create, configure and start the process's Endpoint; returns it and its SIP address.
 
@@ -300,7 +347,7 @@ def open_endpoint(
     pjsua logs only up to ``log_level`` and no challenge is observed.
     """
     _quiet_pjlib(log_level)
-    ep = pj.Endpoint()
+    ep = PjEndpoint(tls_log or TlsVerifyLog())
     ep.libCreate()
     try:
         writer = PjLogTap(responses, log_level)
@@ -328,11 +375,17 @@ def account_config(account: SipAccountConfig) -> Any:
         acfg.regConfig.firstRetryIntervalSec = 0
         acfg.regConfig.delayBeforeRefreshSec = 5 if account.reg_expires_s > 10 else 1
         acfg.regConfig.unregWaitMsec = 1000
-    acfg.sipConfig.authCreds.append(
-        pj.AuthCredInfo("digest", account.realm or "*", account.username, 0, account.password)
-    )
+    if account.password:  # an IP-authenticated trunk has none; pjsua then answers no challenge
+        acfg.sipConfig.authCreds.append(
+            pj.AuthCredInfo("digest", account.realm or "*", account.username, 0, account.password)
+        )
     for proxy in account.proxy_uris():
         acfg.sipConfig.proxies.append(proxy)
+    # RFC 5626 outbound: pjsua would derive +sip.instance from the host name, the same in every
+    # process on a host, so a registrar keyed on it keeps one binding for all of them.
+    acfg.natConfig.sipOutboundUse = 1 if account.sip_outbound else 0
+    if account.sip_outbound:
+        acfg.natConfig.sipOutboundInstanceId = f"<urn:uuid:{uuid.uuid4()}>"
     acfg.mediaConfig.transportConfig.port = 0
     acfg.mediaConfig.transportConfig.boundAddress = account.bind_address
     acfg.natConfig.iceEnabled = False

@@ -40,10 +40,11 @@ from worker.sip.commands import (
     resolve_future,
 )
 from worker.sip.config import CallResult, RegistrationResult, SipAccountConfig
-from worker.sip.errors import AgentStopped
+from worker.sip.errors import AgentStopped, CertificateRejected
 from worker.sip.pacing import EvenPacer, registration_backoff
 from worker.sip.responses import ResponseLog
 from worker.sip.scripted import ScriptedCall
+from worker.sip.tls_check import TlsVerifyLog, certificate_message, is_certificate_failure
 from worker.sip.trace import CallTrace
 
 log = logging.getLogger("worker.sip")
@@ -91,6 +92,7 @@ class SipRuntime:
         self._acc: pjo.PjAccount | None = None
         self._reg_mailbox: list[pjo.RegEvent] = []
         self._responses = ResponseLog()  # the challenges pjsua answers itself, from its log
+        self._tls_log = TlsVerifyLog()  # why OpenSSL refused a server certificate
         self._reg_waiters: list[Future[RegistrationResult]] = []
         self._reg_failures = 0
         self.reg_retry_at: float | None = None
@@ -129,6 +131,7 @@ class SipRuntime:
             max_calls=self._max_calls,
             log_level=self.limits.log_level,
             responses=self._responses if self.limits.observe_challenges else None,
+            tls_log=self._tls_log,
         )
         if first_registration is not None:
             self._reg_waiters.append(first_registration)
@@ -263,19 +266,23 @@ class SipRuntime:
     def _handle_registration_events(self, now: float) -> None:
         while self._reg_mailbox:
             ev = self._reg_mailbox.pop(0)
+            cert_failure = is_certificate_failure(ev.code, ev.reason)
             result = RegistrationResult(
                 status=ev.code,
-                reason=ev.reason,
+                reason=certificate_message(self.account, self._tls_log.latest()) if cert_failure else ev.reason,
                 registered=ev.active and 200 <= ev.code < 300,
                 expires_s=ev.expires_s,
                 at=ev.at,
                 challenges=ev.challenges,
+                certificate_rejected=cert_failure,
             )
             self.registration = result
             if result.registered or self._stopping:
                 self._reg_failures = 0
             elif result.auth_rejected:
                 log.error("trunk %s rejected our credentials: %d %s", self.account.name, ev.code, ev.reason)
+            elif result.certificate_rejected:  # a configuration error: retrying cannot help
+                log.error("%s", result.reason)
             else:
                 self._reg_failures += 1
                 wait = registration_backoff(self._reg_failures)
@@ -308,7 +315,14 @@ class SipRuntime:
             return
         self._live = [live for live in self._live if live not in ended]
         for live in ended:
-            resolve_future(live.request.future, live.result())
+            result = live.result()
+            if result.error and is_certificate_failure(result.status, result.reason):
+                # Nothing reached the trunk: a configuration error, not a call outcome.
+                message = certificate_message(self.account, self._tls_log.latest())
+                log.error("%s", message)
+                fail_future(live.request.future, CertificateRejected(message))
+            else:
+                resolve_future(live.request.future, result)
         del ended  # the last references to those PjCall objects
 
     def _expire_waiting(self, now: float) -> None:

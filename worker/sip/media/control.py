@@ -27,7 +27,7 @@ from worker.sip.answer import MediaError, RecordMode, TransferMode
 from worker.sip.media.bridge import BridgeLeg, refer
 from worker.sip.media.events import DtmfEvent, MediaChanged, TransferStatus
 from worker.sip.media.player import Player
-from worker.sip.media.recorder import Recording, wav_is_whole
+from worker.sip.media.recorder import Recording, short_recording, wav_is_whole
 
 _RETIRE_S = 0.2  # > 2 bridge clock ticks (20 ms) and pjmedia's event-thread latency
 _CLOCK_TICK_S = 0.05  # a bridge clock tick (20 ms) with margin
@@ -35,6 +35,14 @@ _WHOLE_WAIT_S = 2.0  # after that, a recording whose header never matched is rep
 BRIDGE_RING_TIMEOUT_S = 30.0
 
 PlaceLeg = Callable[[str], Any]  # places the bridged call; raises MediaError
+
+
+@dataclass(frozen=True)
+class _Closing:
+    check_from: float
+    give_up_at: float
+    path: str
+    expected_s: float  # how long the recording ran
 
 
 @dataclass(frozen=True)
@@ -56,7 +64,7 @@ class CallMedia:
         self._player: Player | None = None
         self._last_play: tuple[float, bool] = (0.0, False)
         self._recording: Recording | None = None
-        self._closing: list[tuple[float, float, str]] = []  # (check from, give up at, path) once stopped
+        self._closing: list[_Closing] = []  # stopped recordings whose file is not yet reported
         self._leg: BridgeLeg | None = None
         self._retired: list[tuple[float, Any]] = []
         self._tx_baseline: int | None = None
@@ -123,7 +131,8 @@ class CallMedia:
         if self._recording is not None:
             self._retire(self._recording.stop())
             check_from = self.now + _RETIRE_S + _CLOCK_TICK_S  # the file closes a tick after the drop
-            self._closing.append((check_from, check_from + _WHOLE_WAIT_S, self._recording.path))
+            expected_s = self.now - self._recording.started_at
+            self._closing.append(_Closing(check_from, check_from + _WHOLE_WAIT_S, self._recording.path, expected_s))
             self._recording = None
 
     def hangup(self) -> None:
@@ -250,16 +259,17 @@ class CallMedia:
     def _report_closed_recordings(self, now: float) -> None:
         if not self._closing:
             return
-        still: list[tuple[float, float, str]] = []
-        for check_from, give_up_at, path in self._closing:
-            if now < check_from:
-                still.append((check_from, give_up_at, path))
+        still: list[_Closing] = []
+        for closing in self._closing:
+            path = closing.path
+            if now < closing.check_from:
+                still.append(closing)
             elif wav_is_whole(path):
-                self._notices.append(Notice("recording", (path, None)))
-            elif now >= give_up_at:
+                self._notices.append(Notice("recording", (path, short_recording(path, closing.expected_s))))
+            elif now >= closing.give_up_at:
                 self._notices.append(Notice("recording", (None, f"recording_failed: {path} never became a whole WAV")))
             else:
-                still.append((check_from, give_up_at, path))
+                still.append(closing)
         self._closing = still
 
     def _tx_packets(self) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import wave
 from typing import Any
 
 import pjsua2 as pj
@@ -33,6 +34,22 @@ def wav_is_whole(path: str) -> bool:
         return False
     riff = int.from_bytes(head[4:8], "little")
     return riff == size - 8 and riff > _HEADER - 8 - 1
+
+
+def short_recording(path: str, expected_s: float) -> str | None:
+    """An error when a whole WAV holds much less than the time it recorded (the disk filled up), else None.
+
+    pjmedia stops writing when a write fails and still closes the file with a
+    correct header, so a full disk leaves a valid but truncated WAV.
+    """
+    try:
+        with wave.open(path, "rb") as wav:
+            got_s = wav.getnframes() / wav.getframerate()
+    except (OSError, EOFError, wave.Error) as exc:
+        return f"recording_failed: {path} cannot be read back ({exc})"
+    if got_s < expected_s * 0.9 - 0.5:
+        return f"recording_failed: {path} holds {got_s:.1f} s of the {expected_s:.1f} s recorded (disk full?)"
+    return None
 
 
 class Recording:
