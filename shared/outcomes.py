@@ -53,6 +53,7 @@ class Outcome(StrEnum):
     OPTED_OUT = "opted_out"
     MESSAGE_PLAYED = "message_played"
     ABANDONED = "abandoned"
+    AGENT_UNAVAILABLE = "agent_unavailable"  # a stream step could not reach its AI agent; the fallback ran
 
 
 class Action(StrEnum):
@@ -101,12 +102,12 @@ BUSY = frozenset({SipStatus.BUSY_HERE, SipStatus.BUSY_EVERYWHERE})
 FINAL_OUTCOMES = frozenset(
     {Outcome.ANSWERED, Outcome.REJECTED, Outcome.INVALID_NUMBER, Outcome.AUTH_FAILED, Outcome.FAILED,
      Outcome.CANCELLED, Outcome.SKIPPED_DNC, Outcome.TRANSFERRED, Outcome.TRANSFER_FAILED, Outcome.OPTED_OUT,
-     Outcome.MESSAGE_PLAYED, Outcome.ABANDONED}
+     Outcome.MESSAGE_PLAYED, Outcome.ABANDONED, Outcome.AGENT_UNAVAILABLE}
 )
 # Outcomes of a call somebody answered (the answer-rate numerator).
 ANSWERED_OUTCOMES = frozenset(
     {Outcome.ANSWERED, Outcome.TRANSFERRED, Outcome.TRANSFER_FAILED, Outcome.OPTED_OUT, Outcome.MESSAGE_PLAYED,
-     Outcome.ABANDONED}
+     Outcome.ABANDONED, Outcome.AGENT_UNAVAILABLE}
 )
 # Outcomes that are rescheduled by the campaign's retry policy while attempts remain.
 RETRYABLE_OUTCOMES = frozenset({Outcome.BUSY, Outcome.NO_ANSWER, Outcome.TRANSIENT, Outcome.WORKER_LOST})

@@ -43,7 +43,8 @@ def prepare(path: Path, values: Mapping[str, str], data_dir: Path) -> Diagnostic
     loaded = load_flow_file(path)
     check_columns(loaded.flow, values, where=f"{path} (--var)")
     prompts = resolve_prompts(loaded.flow, values, PromptCache(data_dir), MemorySource(loaded.wavs))
-    return DiagnosticFlow(loaded.flow, script_factory(loaded.flow, prompts, recordings_dir=data_dir / "recordings"))
+    return DiagnosticFlow(loaded.flow, script_factory(loaded.flow, prompts, recordings_dir=data_dir / "recordings",
+                                                      stream_params=dict(values)))
 
 
 def step_line(entry: Mapping[str, Any]) -> str:

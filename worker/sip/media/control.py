@@ -24,6 +24,7 @@ from typing import Any
 import pjsua2 as pj
 
 from worker.sip.answer import MediaError, RecordMode, TransferMode
+from worker.sip.audio_tap import AudioTap
 from worker.sip.media.bridge import BridgeLeg, refer
 from worker.sip.media.events import DtmfEvent, MediaChanged, TransferStatus
 from worker.sip.media.player import Player
@@ -72,6 +73,7 @@ class CallMedia:
         self._notices: list[Notice] = []
         self._audio: Any | None = None  # the call's AudioMedia our ports are connected to
         self._audio_port: int | None = None
+        self._tap: AudioTap | None = None  # an AI agent's stream (worker/agent/stream_step.py)
         self._ended = False
         self.now = answered_at
         self._media_changed()
@@ -143,6 +145,27 @@ class CallMedia:
     def first_audio_sent_s(self) -> float | None:
         return self._first_audio_s
 
+    def attach_tap(self, tap: AudioTap) -> None:
+        """Connect an agent's audio tap both ways (it follows re-INVITEs); MediaError when there is no audio."""
+        self._media_changed()
+        if self._audio is None or self._ended:
+            raise MediaError("the call has no active audio stream to bridge")
+        if self._tap is not None:
+            raise MediaError("an agent stream is already attached")
+        try:
+            tap.attach(self._audio, send=True)
+        except pj.Error as exc:
+            raise MediaError(f"audio tap refused: {exc.reason}") from None
+        self._tap = tap
+        if self._first_audio_s is None and self._tx_baseline is None:
+            self._tx_baseline = self._tx_packets()  # the agent's first words count as the first audio
+
+    def detach_tap(self) -> None:
+        """stopTransmit both ways and free the port (explicitly, here on the SIP thread)."""
+        tap, self._tap = self._tap, None
+        if tap is not None:
+            tap.detach()
+
     # ------------------------------------------------------------------- runtime
     def poll(self, now: float) -> list[Notice]:
         """One loop turn: take the call's recorded facts, advance media; returns notices for the script."""
@@ -179,6 +202,7 @@ class CallMedia:
         self.stop_recording()
         if self._leg is not None:
             self._leg.hang_up()
+        self.detach_tap()
         self._ended = True
         self._call = None
         self._audio = None  # a script may keep this object: it must hold no pjsua wrapper
@@ -203,6 +227,7 @@ class CallMedia:
     def close(self) -> None:
         """Drop everything at once (agent stopping): the SIP thread is about to destroy the library."""
         self._ended = True
+        self.detach_tap()  # ports are destroyed before libDestroy
         self._player = None
         self._recording = None
         self._leg = None
@@ -225,6 +250,8 @@ class CallMedia:
         if self._recording is not None:
             self._recording.forget(old)
             self._recording.connect(audio)
+        if self._tap is not None and audio is not None:
+            self._tap.rebind(audio)
 
     def _poll_leg(self, now: float) -> None:
         leg = self._leg
