@@ -69,6 +69,7 @@ class Heard:
     """What one stream brought: the start message, the callee's audio, keys, marks and arrival times."""
 
     start: dict[str, Any] = field(default_factory=dict)
+    sid: str = ""
     pcm: bytearray = field(default_factory=bytearray)
     media_times: list[float] = field(default_factory=list)
     sequence: list[int] = field(default_factory=list)
@@ -129,48 +130,51 @@ class DemoAgent:
     async def _handle(self, ws: ServerConnection) -> None:
         heard = Heard(authorized=True)
         self.streams.append(heard)
-        script = self.script
-        sid = ""
         started = asyncio.Event()
         decided: asyncio.Queue[str] = asyncio.Queue()
-
-        async def read() -> None:
-            nonlocal sid
-            async for text in ws:
-                doc = ms.parse_ours(str(text))
-                heard.events.append(doc["event"])
-                if doc["event"] == "start":
-                    heard.start, sid = doc["start"], doc["streamSid"]
-                    started.set()
-                elif doc["event"] == "media":
-                    pcm = ms.ulaw_decode(ms.media_payload(doc))
-                    heard.pcm.extend(pcm)
-                    heard.media_times.append(time.monotonic())
-                    heard.sequence.append(int(doc["sequenceNumber"]))
-                    if script.echo and heard.greeting_sent_at is not None:
-                        await ws.send(ms.agent_media(sid, ms.ulaw_encode(pcm)))
-                elif doc["event"] == "dtmf":
-                    heard.dtmf.append(doc["dtmf"]["digit"])
-                    await decided.put(doc["dtmf"]["digit"])
-                elif doc["event"] == "mark":
-                    heard.marks.append((doc["mark"]["name"], time.monotonic()))
-                elif doc["event"] == "stop":
-                    return
-                if script.stall_s:
-                    await asyncio.sleep(script.stall_s)  # a slow agent: TCP backs up toward the bridge
-
-        reader = asyncio.create_task(read())
+        reader = asyncio.create_task(self._read(ws, heard, started, decided))
+        talk: asyncio.Task[None] | None = None
         try:
             await asyncio.wait_for(started.wait(), 5.0)
-            await self._talk(ws, sid, heard, decided)
-            await reader
+            talk = asyncio.create_task(self._talk(ws, heard.sid, heard, decided))
+            await asyncio.wait({reader, talk}, return_when=asyncio.FIRST_COMPLETED)
+            if talk.done():  # said its piece: listen on until the caller says stop
+                await reader
         except (ConnectionClosed, TimeoutError):
             pass
         finally:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
-                await reader
+            for task in (reader, talk):  # the call ended (stop / closed) while we talked: stop talking
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
+                        await task
             heard.ended = True
+
+    async def _read(self, ws: ServerConnection, heard: Heard, started: asyncio.Event,
+                    decided: asyncio.Queue[str]) -> None:
+        script = self.script
+        async for text in ws:
+            doc = ms.parse_ours(str(text))
+            heard.events.append(doc["event"])
+            if doc["event"] == "start":
+                heard.start, heard.sid = doc["start"], doc["streamSid"]
+                started.set()
+            elif doc["event"] == "media":
+                pcm = ms.ulaw_decode(ms.media_payload(doc))
+                heard.pcm.extend(pcm)
+                heard.media_times.append(time.monotonic())
+                heard.sequence.append(int(doc["sequenceNumber"]))
+                if script.echo and heard.greeting_sent_at is not None:
+                    await ws.send(ms.agent_media(heard.sid, ms.ulaw_encode(pcm)))
+            elif doc["event"] == "dtmf":
+                heard.dtmf.append(doc["dtmf"]["digit"])
+                await decided.put(doc["dtmf"]["digit"])
+            elif doc["event"] == "mark":
+                heard.marks.append((doc["mark"]["name"], time.monotonic()))
+            elif doc["event"] == "stop":
+                return
+            if script.stall_s:
+                await asyncio.sleep(script.stall_s)  # a slow agent: TCP backs up toward the bridge
 
     async def _talk(self, ws: ServerConnection, sid: str, heard: Heard, decided: asyncio.Queue[str]) -> None:
         script = self.script
