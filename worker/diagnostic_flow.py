@@ -60,6 +60,10 @@ def step_line(entry: Mapping[str, Any]) -> str:
         details.append(f"status {entry['status']}")
     if entry.get("path"):
         details.append(str(entry["path"]))
+    if entry.get("disposition"):  # a stream step: what the AI agent concluded
+        details.append(f"disposition {entry['disposition']}")
+    if entry.get("detail"):
+        details.append(str(entry["detail"]))
     at = entry.get("at_s")
     when = f"+{at:.2f} s" if isinstance(at, int | float) else "      "
     tail = f" ({', '.join(details)})" if details else ""
