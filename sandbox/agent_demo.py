@@ -62,6 +62,7 @@ class AgentScript:
     stall_s: float = 0.0
     clear_after_s: float = 0.0
     hang_up: bool = True
+    pace: bool = False  # send the tone greeting in real time, 20 ms a message (a streaming model), not a burst
 
 
 @dataclass
@@ -92,7 +93,8 @@ def greeting_pcm(script: AgentScript) -> bytes:
                 rate, data = wav.getframerate(), wav.readframes(wav.getnframes())
             return ms.resample(np.frombuffer(data, dtype="<i2"), rate, RATE).tobytes()
     hz = script.tone_hz if script.tone_hz > 0 else 440.0
-    t = np.arange(int(script.greeting_s * RATE)) / RATE
+    seconds = min(script.greeting_s, 1.0) if script.pace else script.greeting_s  # paced: 1 s, cycled
+    t = np.arange(int(seconds * RATE)) / RATE
     return (12000 * np.sin(2 * np.pi * hz * t)).astype("<i2").tobytes()
 
 
@@ -176,6 +178,15 @@ class DemoAgent:
             if script.stall_s:
                 await asyncio.sleep(script.stall_s)  # a slow agent: TCP backs up toward the bridge
 
+    @staticmethod
+    async def _paced(ws: ServerConnection, sid: str, pcm: bytes, seconds: float) -> None:
+        """``seconds`` of ``pcm`` (cycled), one 20 ms message per 20 ms of wall clock."""
+        frames = [ms.ulaw_encode(pcm[i:i + 320]) for i in range(0, len(pcm) - 319, 320)] or [bytes(160)]
+        start = time.monotonic()
+        for n in range(int(seconds * 50)):
+            await ws.send(ms.agent_media(sid, frames[n % len(frames)]))
+            await asyncio.sleep(max(0.0, start + (n + 1) * 0.02 - time.monotonic()))
+
     async def _talk(self, ws: ServerConnection, sid: str, heard: Heard, decided: asyncio.Queue[str]) -> None:
         script = self.script
         if script.garbage:
@@ -183,8 +194,11 @@ class DemoAgent:
                 await ws.send(junk)
             await ws.send(ms.agent_media(sid, b"\xff" * 37))  # odd size: re-framed, counted
         greeting = self._greeting or b""
-        for start in range(0, len(greeting), 3200):  # 200 ms per message, all at once like a TTS burst
-            await ws.send(ms.agent_media(sid, ms.ulaw_encode(greeting[start:start + 3200])))
+        if script.pace:
+            await self._paced(ws, sid, greeting, script.greeting_s)
+        else:
+            for start in range(0, len(greeting), 3200):  # 200 ms per message, all at once like a TTS burst
+                await ws.send(ms.agent_media(sid, ms.ulaw_encode(greeting[start:start + 3200])))
         await ws.send(ms.agent_event(sid, "mark", mark={"name": "greeting"}))
         heard.greeting_sent_at = time.monotonic()
         if script.clear_after_s:

@@ -121,6 +121,17 @@ class Bridge:
         self._stopped_by_us = True
         loop.call_soon(self._request_stop)
 
+    def latency_ms(self) -> dict[str, list[float]]:
+        """[p50, p99, samples] each way: callee frame at the tap -> sent to the agent ("out"), and agent
+        message -> played by the tap's clock ("in", seen by the 10 ms pump, so up to 10 ms late)."""
+        out: dict[str, list[float]] = {}
+        for name, samples in (("out", self.latency.out), ("in", self.playout.latency)):
+            values = sorted(samples)
+            if values:
+                out[name] = [round(values[len(values) // 2] * 1000, 2),
+                             round(values[min(len(values) - 1, int(len(values) * 0.99))] * 1000, 2), len(values)]
+        return out
+
     def stats(self) -> dict[str, object]:
         p = self.playout
         return {"out_sent": self.out_sent, "out_dropped": self.out_dropped, "in_frames": p.accepted,

@@ -16,6 +16,7 @@ answers every pending mark on clear).
 
 from __future__ import annotations
 
+import time
 from collections import deque
 
 FRAME_BYTES = 320  # 20 ms of PCM16 at 8 kHz
@@ -24,11 +25,13 @@ FRAME_BYTES = 320  # 20 ms of PCM16 at 8 kHz
 class Playout:
     """Frames from the agent waiting to be played. Used by one thread (the bridge's asyncio thread)."""
 
-    def __init__(self, *, max_frames: int = 1500, prefill: int = 1, tap_depth: int = 2) -> None:
+    def __init__(self, *, max_frames: int = 1500, prefill: int = 1, tap_depth: int = 1) -> None:
         self.max_frames = max_frames
         self.prefill = prefill
         self.tap_depth = tap_depth
-        self._frames: deque[bytes] = deque()
+        self._frames: deque[tuple[float, bytes]] = deque()  # (when it came from the agent, frame)
+        self._in_tap: deque[float] = deque()  # arrival times of frames handed to the tap, not yet played
+        self.latency: deque[float] = deque(maxlen=20_000)  # agent message -> played by the tap
         self._partial = b""
         self._marks: deque[tuple[int, str]] = deque()
         self.accepted = 0  # frames ever accepted (the index of the next one)
@@ -39,8 +42,9 @@ class Playout:
         self.cleared = 0
         self._talking = False
 
-    def push(self, pcm: bytes) -> None:
+    def push(self, pcm: bytes, now: float | None = None) -> None:
         """Audio from the agent, any length; whole frames are queued, the rest waits for the next push."""
+        now = time.monotonic() if now is None else now
         if len(pcm) % FRAME_BYTES:
             self.odd_sizes += 1
         data = self._partial + pcm
@@ -50,7 +54,7 @@ class Playout:
             if len(self._frames) >= self.max_frames:
                 self.dropped += (whole - start) // FRAME_BYTES
                 return
-            self._frames.append(data[start:start + FRAME_BYTES])
+            self._frames.append((now, data[start:start + FRAME_BYTES]))
             self.accepted += 1
 
     def mark(self, name: str) -> None:
@@ -66,15 +70,23 @@ class Playout:
         want = self.tap_depth - in_tap
         out: list[bytes] = []
         while want > 0 and self._frames:
-            out.append(self._frames.popleft())
+            at, frame = self._frames.popleft()
+            out.append(frame)
+            self._in_tap.append(at)
             want -= 1
         if not self._frames and in_tap + len(out) == 0:
             self._talking = False  # ran dry: prefill again before the next sentence
         return out
 
-    def played(self, total: int) -> None:
-        """``total`` frames have now left the tap toward the callee (a running count)."""
-        self.played_total = max(self.played_total, total)
+    def played(self, total: int, now: float | None = None) -> None:
+        """``total`` frames have now left the tap toward the callee (a running count), seen at ``now``."""
+        newly = total - self.played_total
+        if newly <= 0:
+            return
+        self.played_total = total
+        now = time.monotonic() if now is None else now
+        for _ in range(min(newly, len(self._in_tap))):
+            self.latency.append(now - self._in_tap.popleft())
 
     @property
     def consumed(self) -> int:
@@ -85,6 +97,7 @@ class Playout:
         """Barge-in: drop everything queued here (and ``tap_dropped`` frames the tap dropped); the marks answered."""
         dropped = len(self._frames) + tap_dropped
         self._frames.clear()
+        self._in_tap.clear()
         self._partial = b""
         self._talking = False
         self.cleared += dropped

@@ -107,7 +107,8 @@ class StreamStep:
                 log.warning("detaching the agent tap: %s", exc)
         if bridge is not None:
             bridge.end()
-            self._stats.append({**bridge.stats(), "fault_details": list(bridge.fault_details)})
+            self._stats.append({**bridge.stats(), "fault_details": list(bridge.fault_details),
+                                "latency_ms": bridge.latency_ms()})
 
     def report(self) -> list[dict[str, Any]]:
         """Each stream's counters: frames both ways, drops, marks, DTMF, faults by kind."""
