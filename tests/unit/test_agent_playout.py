@@ -56,3 +56,23 @@ def test_clear_empties_and_answers_pending_marks() -> None:
     p.mark("b")
     p.played(1)
     assert p.due_marks() == ["b"]
+
+
+def test_real_time_backlog_is_trimmed_but_a_burst_is_not() -> None:
+    """Paced audio that waits because the clock played silence (late ticks owed) loses its oldest frame per
+    take, counted, down to max_backlog; a TTS burst keeps all."""
+    paced = Playout(tap_depth=1, max_backlog=3, burst_frames=60)
+    for n in range(6):  # 6 frames over 120 ms: real time, but 6 wait (the clock fell behind)
+        paced.push(bytes(FRAME_BYTES), now=10.0 + n * 0.02)
+    paced.take(0, now=10.11)  # talking: one frame to the tap
+    paced.owe(5)
+    paced.take(1, now=10.12)
+    paced.take(1, now=10.13)
+    paced.take(1, now=10.14)
+    assert paced.skipped == 2 and paced.queued == 3
+    burst = Playout(tap_depth=1, max_backlog=3, burst_frames=60)
+    burst.push(bytes(FRAME_BYTES * 200), now=10.0)  # 4 s of speech at once
+    burst.take(0, now=10.01)
+    burst.owe(5)
+    burst.take(1, now=10.02)
+    assert burst.skipped == 0 and burst.queued == 199

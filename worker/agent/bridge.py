@@ -89,6 +89,7 @@ class Bridge:
         self._written = 0
         self._tap_cleared = 0
         self._tx0 = tap.stats()["tx_frames"]
+        self._underruns = tap.stats()["tx_underruns"]
         self.out_sent = 0
         self.out_dropped = 0
         self.in_frames = 0
@@ -136,6 +137,7 @@ class Bridge:
         p = self.playout
         return {"out_sent": self.out_sent, "out_dropped": self.out_dropped, "in_frames": p.accepted,
                 "in_dropped": p.dropped, "in_odd_sizes": p.odd_sizes, "cleared": p.cleared,
+                "in_skipped": p.skipped,
                 "marks": self.marks_sent, "dtmf": self.dtmf_sent, "faults": dict(self.faults),
                 "tap": self.tap.stats()}
 
@@ -239,8 +241,12 @@ class Bridge:
             self._out.append(item)
         if frames:
             self._out_ready.set()
-        played = self.tap.stats()["tx_frames"] - self._tx0
+        tap = self.tap.stats()
+        played = tap["tx_frames"] - self._tx0
         self.playout.played(played)
+        if tap["tx_underruns"] > self._underruns:  # silent ticks: owed only if our frames were waiting
+            self.playout.owe(tap["tx_underruns"] - self._underruns)
+            self._underruns = tap["tx_underruns"]
         in_tap = max(0, self._written - self._tap_cleared - played)
         for frame in self.playout.take(in_tap):
             self._written += self.tap.write(frame)

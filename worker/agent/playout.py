@@ -8,6 +8,15 @@ before it starts talking after a silence, and hands the tap only a few frames
 at a time (``tap_depth``), so that ``clear`` (barge-in) silences the callee
 within that one small batch.
 
+Latency drift: an agent that talks in real time (one frame per 20 ms) and a
+conference clock that sometimes finds nothing to play (our pump was late, the
+tick sent silence) leave the agent's audio one frame later each time, for
+good: a 5-minute soak drifted to 1.9 s. The bridge reports those late ticks
+(:meth:`Playout.owe`); while some are owed, the agent is *not* bursting (no
+more than ``burst_frames`` arrived in the last second) and more than
+``max_backlog`` frames wait, the oldest is skipped, one per ``take``, as a
+playout jitter buffer does; skips are counted. A TTS burst is never cut.
+
 Marks: every frame accepted gets a running index; a mark is placed after the
 last frame accepted before it and answered once that many frames have been
 *consumed*: played by the tap's clock, or thrown away by ``clear`` (Twilio
@@ -25,8 +34,14 @@ FRAME_BYTES = 320  # 20 ms of PCM16 at 8 kHz
 class Playout:
     """Frames from the agent waiting to be played. Used by one thread (the bridge's asyncio thread)."""
 
-    def __init__(self, *, max_frames: int = 1500, prefill: int = 1, tap_depth: int = 1) -> None:
+    def __init__(self, *, max_frames: int = 1500, prefill: int = 1, tap_depth: int = 1, max_backlog: int = 3,
+                 burst_frames: int = 60) -> None:
         self.max_frames = max_frames
+        self.max_backlog = max_backlog
+        self.burst_frames = burst_frames
+        self._arrivals: deque[float] = deque()  # when frames arrived over the last second
+        self.skipped = 0  # frames skipped to keep a real-time agent's backlog short
+        self._debt = 0  # silent ticks the clock played while our frames waited
         self.prefill = prefill
         self.tap_depth = tap_depth
         self._frames: deque[tuple[float, bytes]] = deque()  # (when it came from the agent, frame)
@@ -55,14 +70,22 @@ class Playout:
                 self.dropped += (whole - start) // FRAME_BYTES
                 return
             self._frames.append((now, data[start:start + FRAME_BYTES]))
+            self._arrivals.append(now)
             self.accepted += 1
 
     def mark(self, name: str) -> None:
         """The agent's mark after everything accepted so far."""
         self._marks.append((self.accepted, name))
 
-    def take(self, in_tap: int) -> list[bytes]:
+    def take(self, in_tap: int, now: float | None = None) -> list[bytes]:
         """Frames to hand the tap now, given ``in_tap`` frames still queued there."""
+        now = time.monotonic() if now is None else now
+        while self._arrivals and self._arrivals[0] < now - 1.0:
+            self._arrivals.popleft()
+        if self._debt and len(self._frames) > self.max_backlog and len(self._arrivals) <= self.burst_frames:
+            self._frames.popleft()  # real-time talk running late: catch up by one frame
+            self.skipped += 1
+            self._debt -= 1
         if not self._talking:
             if len(self._frames) < self.prefill or not self._frames:
                 return []
@@ -78,6 +101,11 @@ class Playout:
             self._talking = False  # ran dry: prefill again before the next sentence
         return out
 
+    def owe(self, late_ticks: int) -> None:
+        """The clock sent silence ``late_ticks`` times while frames of ours were waiting."""
+        if self._talking and self._frames:
+            self._debt = min(self._debt + late_ticks, self.max_frames)
+
     def played(self, total: int, now: float | None = None) -> None:
         """``total`` frames have now left the tap toward the callee (a running count), seen at ``now``."""
         newly = total - self.played_total
@@ -91,13 +119,14 @@ class Playout:
     @property
     def consumed(self) -> int:
         """Frames played or thrown away by clear: marks up to here are answered."""
-        return max(self.played_total + self.cleared, self._clear_floor)
+        return max(self.played_total + self.cleared + self.skipped, self._clear_floor)
 
     def clear(self, tap_dropped: int) -> list[str]:
         """Barge-in: drop everything queued here (and ``tap_dropped`` frames the tap dropped); the marks answered."""
         dropped = len(self._frames) + tap_dropped
         self._frames.clear()
         self._in_tap.clear()
+        self._debt = 0
         self._partial = b""
         self._talking = False
         self.cleared += dropped
