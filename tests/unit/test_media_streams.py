@@ -105,3 +105,11 @@ def test_parse_agent_never_raises(text: str | bytes) -> None:
     out = ms.parse_agent(text)
     assert out is None or isinstance(out, ms.Fault | ms.Media | ms.Mark | ms.Clear | ms.Result |
                                       ms.TransferRequest | ms.HangupRequest)
+
+
+def test_agent_urls_in_messages_lose_user_info_and_query() -> None:
+    """A token someone put in the agent's URL never reaches an error message or the flow log."""
+    from worker.agent.media_streams import safe_url
+
+    assert safe_url("wss://bot:pw@agent.example:8443/agent?token=abc#x") == "wss://agent.example:8443/agent"
+    assert safe_url("ws://127.0.0.1/agent") == "ws://127.0.0.1/agent"

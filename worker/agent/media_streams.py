@@ -18,6 +18,7 @@ import asyncio
 import logging
 import os
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidHandshake, InvalidURI
@@ -57,7 +58,9 @@ class MediaStreamsSession:
                         compression=None, logger=_WIRE_LOG, ping_interval=None),
                 self.endpoint.open_timeout_s + 0.5)
         except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
-            raise AgentUnavailable(f"{self.endpoint.url}: {type(exc).__name__}: {_safe(exc)}") from None
+            url = safe_url(self.endpoint.url)
+            why = _safe(exc).replace(self.endpoint.url, url)
+            raise AgentUnavailable(f"{url}: {type(exc).__name__}: {why}") from None
         self._ws = ws
         self._enc = ms.Encoder(ms.StreamIds(start.stream_sid, start.call_sid, custom=start.custom))
         try:
@@ -65,7 +68,7 @@ class MediaStreamsSession:
             await ws.send(self._enc.start())
         except ConnectionClosed as exc:
             code = exc.rcvd.code if exc.rcvd else 1006
-            raise AgentUnavailable(f"{self.endpoint.url}: closed during start (code {code})") from None
+            raise AgentUnavailable(f"{safe_url(self.endpoint.url)}: closed during start (code {code})") from None
 
     async def send_audio(self, pcm: bytes) -> None:
         await self._send(lambda enc: enc.media(ms.ulaw_encode(pcm)))
@@ -121,6 +124,14 @@ class MediaStreamsSession:
         if self.close_reason is None:
             code = exc.rcvd.code if exc.rcvd is not None else 1006
             self.close_reason = "closed" if isinstance(exc, ConnectionClosedOK) else f"dropped: close code {code}"
+
+
+def safe_url(url: str) -> str:
+    """The URL for messages and logs: without user info or a query string, where secrets could hide."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def _safe(exc: BaseException) -> str:
