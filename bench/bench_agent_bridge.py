@@ -123,6 +123,7 @@ def summary(reports: list[dict[str, Any]]) -> dict[str, Any]:
         "in_p99": max((x["in"][1] for x in lat if "in" in x), default=float("nan")),
         "lost": sum(lost(s) for s in streams),
         "underruns": sum(int(s["tap"]["tx_underruns"]) for s in streams),
+        "skipped": sum(int(s.get("in_skipped", 0)) for s in streams),
         "sent": sum(int(s["out_sent"]) for s in streams), "played": sum(int(s["tap"]["tx_frames"]) for s in streams),
         "errors": sum(int(s["tap"]["errors"]) for s in streams),
     }
@@ -143,7 +144,8 @@ def bench(talk_s: float) -> None:
                 print(f"{level} call(s): RTP in -> WS out p50 {s['out_p50']:.1f} ms p99 {s['out_p99']:.1f} ms | "
                       f"WS in -> RTP out p50 {s['in_p50']:.1f} ms p99 {s['in_p99']:.1f} ms (target p99 < 40 ms)")
                 print(f"           frames sent to agent {s['sent']}, played from agent {s['played']}, lost "
-                      f"{s['lost']}, underruns {s['underruns']}, callback errors {s['errors']}")
+                      f"{s['lost']}, underruns {s['underruns']}, skipped to catch up {s['skipped']}, "
+                      f"callback errors {s['errors']}")
                 per_call = cpu / level / max(wall, 1e-9) * 100
                 ref = plain_cpu / level / max(plain_wall, 1e-9) * 100
                 print(f"           CPU per bridged call {per_call:.1f}% of a core; reference plain held call "
@@ -192,7 +194,8 @@ def soak(minutes: float) -> None:
     steady = [mb for t, mb in samples if t >= 30] or [mb for _, mb in samples]
     print(f"soak: one bridged call for {wall:.0f} s; RSS after 30 s {steady[0]:.1f} MB, at the end "
           f"{steady[-1]:.1f} MB, max {max(steady):.1f} MB ({len(samples)} samples every 10 s)")
-    print(f"      frames sent {s['sent']}, played {s['played']}, lost {s['lost']}, underruns {s['underruns']}; "
+    print(f"      frames sent {s['sent']}, played {s['played']}, lost {s['lost']}, underruns {s['underruns']}, "
+          f"skipped {s['skipped']}; "
           f"latency p99 out {s['out_p99']:.1f} ms, in {s['in_p99']:.1f} ms; CPU {cpu / wall * 100:.1f}% of a core")
 
 

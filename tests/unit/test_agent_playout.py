@@ -58,21 +58,21 @@ def test_clear_empties_and_answers_pending_marks() -> None:
     assert p.due_marks() == ["b"]
 
 
-def test_real_time_backlog_is_trimmed_but_a_burst_is_not() -> None:
-    """Paced audio that waits because the clock played silence (late ticks owed) loses its oldest frame per
-    take, counted, down to max_backlog; a TTS burst keeps all."""
-    paced = Playout(tap_depth=1, max_backlog=3, burst_frames=60)
-    for n in range(6):  # 6 frames over 120 ms: real time, but 6 wait (the clock fell behind)
-        paced.push(bytes(FRAME_BYTES), now=10.0 + n * 0.02)
-    paced.take(0, now=10.11)  # talking: one frame to the tap
-    paced.owe(5)
-    paced.take(1, now=10.12)
-    paced.take(1, now=10.13)
-    paced.take(1, now=10.14)
-    assert paced.skipped == 2 and paced.queued == 3
-    burst = Playout(tap_depth=1, max_backlog=3, burst_frames=60)
-    burst.push(bytes(FRAME_BYTES * 200), now=10.0)  # 4 s of speech at once
-    burst.take(0, now=10.01)
-    burst.owe(5)
-    burst.take(1, now=10.02)
-    assert burst.skipped == 0 and burst.queued == 199
+def test_standing_queue_of_a_real_time_agent_is_trimmed_but_a_burst_is_not() -> None:
+    """An agent streaming at real time whose queue never drained below max_backlog for a second loses the
+    surplus, one frame per take, counted; a TTS burst (and its slow tail) keeps every frame."""
+    paced = Playout(tap_depth=1, max_backlog=1)
+    paced.push(bytes(FRAME_BYTES * 4), now=9.99)  # a standing queue of 4 from the start
+    t = 10.0
+    for _ in range(60):  # 1.2 s: one frame in and one out per 20 ms
+        paced.push(bytes(FRAME_BYTES), now=t)
+        paced.take(0, now=t)
+        t += 0.02
+    paced.take(0, now=t)
+    paced.take(0, now=t + 0.01)
+    assert paced.skipped == 3 and paced.queued <= 2
+    burst = Playout(tap_depth=1, max_backlog=1)
+    burst.push(bytes(FRAME_BYTES * 200), now=10.0)  # 4 s of speech at once, then nothing
+    for n in range(150):
+        burst.take(0, now=10.0 + n * 0.02)
+    assert burst.skipped == 0 and burst.queued == 50

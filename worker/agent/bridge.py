@@ -89,7 +89,6 @@ class Bridge:
         self._written = 0
         self._tap_cleared = 0
         self._tx0 = tap.stats()["tx_frames"]
-        self._underruns = tap.stats()["tx_underruns"]
         self.out_sent = 0
         self.out_dropped = 0
         self.in_frames = 0
@@ -241,12 +240,8 @@ class Bridge:
             self._out.append(item)
         if frames:
             self._out_ready.set()
-        tap = self.tap.stats()
-        played = tap["tx_frames"] - self._tx0
+        played = self.tap.stats()["tx_frames"] - self._tx0
         self.playout.played(played)
-        if tap["tx_underruns"] > self._underruns:  # silent ticks: owed only if our frames were waiting
-            self.playout.owe(tap["tx_underruns"] - self._underruns)
-            self._underruns = tap["tx_underruns"]
         in_tap = max(0, self._written - self._tap_cleared - played)
         for frame in self.playout.take(in_tap):
             self._written += self.tap.write(frame)

@@ -8,14 +8,14 @@ before it starts talking after a silence, and hands the tap only a few frames
 at a time (``tap_depth``), so that ``clear`` (barge-in) silences the callee
 within that one small batch.
 
-Latency drift: an agent that talks in real time (one frame per 20 ms) and a
-conference clock that sometimes finds nothing to play (our pump was late, the
-tick sent silence) leave the agent's audio one frame later each time, for
-good: a 5-minute soak drifted to 1.9 s. The bridge reports those late ticks
-(:meth:`Playout.owe`); while some are owed, the agent is *not* bursting (no
-more than ``burst_frames`` arrived in the last second) and more than
-``max_backlog`` frames wait, the oldest is skipped, one per ``take``, as a
-playout jitter buffer does; skips are counted. A TTS burst is never cut.
+Standing delay: an agent that talks in real time (one frame per 20 ms) keeps
+whatever queue its network jitter or a late tick of ours once built, for
+good, since frames leave exactly as fast as they come (a 5-minute soak
+drifted to 1.9 s). So once a second, if the agent streamed at about real
+time (40-60 frames in that second) and the queue never fell to
+``max_backlog`` or below in it, the surplus is skipped, one frame per
+``take``, as pjmedia's own jitter buffer discards; skips are counted. A TTS
+burst (faster than real time) or its tail (slower) is never cut.
 
 Marks: every frame accepted gets a running index; a mark is placed after the
 last frame accepted before it and answered once that many frames have been
@@ -34,14 +34,15 @@ FRAME_BYTES = 320  # 20 ms of PCM16 at 8 kHz
 class Playout:
     """Frames from the agent waiting to be played. Used by one thread (the bridge's asyncio thread)."""
 
-    def __init__(self, *, max_frames: int = 1500, prefill: int = 1, tap_depth: int = 1, max_backlog: int = 3,
-                 burst_frames: int = 60) -> None:
+    def __init__(self, *, max_frames: int = 1500, prefill: int = 1, tap_depth: int = 1,
+                 max_backlog: int = 1) -> None:
         self.max_frames = max_frames
         self.max_backlog = max_backlog
-        self.burst_frames = burst_frames
-        self._arrivals: deque[float] = deque()  # when frames arrived over the last second
+        self._arrived_in_window = 0
+        self._window_end: float | None = None
+        self._window_min: int | None = None
+        self._to_skip = 0
         self.skipped = 0  # frames skipped to keep a real-time agent's backlog short
-        self._debt = 0  # silent ticks the clock played while our frames waited
         self.prefill = prefill
         self.tap_depth = tap_depth
         self._frames: deque[tuple[float, bytes]] = deque()  # (when it came from the agent, frame)
@@ -70,7 +71,7 @@ class Playout:
                 self.dropped += (whole - start) // FRAME_BYTES
                 return
             self._frames.append((now, data[start:start + FRAME_BYTES]))
-            self._arrivals.append(now)
+            self._arrived_in_window += 1
             self.accepted += 1
 
     def mark(self, name: str) -> None:
@@ -79,13 +80,7 @@ class Playout:
 
     def take(self, in_tap: int, now: float | None = None) -> list[bytes]:
         """Frames to hand the tap now, given ``in_tap`` frames still queued there."""
-        now = time.monotonic() if now is None else now
-        while self._arrivals and self._arrivals[0] < now - 1.0:
-            self._arrivals.popleft()
-        if self._debt and len(self._frames) > self.max_backlog and len(self._arrivals) <= self.burst_frames:
-            self._frames.popleft()  # real-time talk running late: catch up by one frame
-            self.skipped += 1
-            self._debt -= 1
+        self._trim(time.monotonic() if now is None else now)
         if not self._talking:
             if len(self._frames) < self.prefill or not self._frames:
                 return []
@@ -99,12 +94,23 @@ class Playout:
             want -= 1
         if not self._frames and in_tap + len(out) == 0:
             self._talking = False  # ran dry: prefill again before the next sentence
+        left = len(self._frames)  # what waits after this hand-over: the standing queue
+        self._window_min = left if self._window_min is None else min(self._window_min, left)
         return out
 
-    def owe(self, late_ticks: int) -> None:
-        """The clock sent silence ``late_ticks`` times while frames of ours were waiting."""
-        if self._talking and self._frames:
-            self._debt = min(self._debt + late_ticks, self.max_frames)
+    def _trim(self, now: float) -> None:
+        """Once a second: a real-time stream whose queue never drained below max_backlog loses the surplus."""
+        if self._window_end is None:
+            self._window_end = now + 1.0
+        elif now >= self._window_end:
+            standing = self._window_min or 0
+            if 40 <= self._arrived_in_window <= 60 and standing > self.max_backlog:
+                self._to_skip = standing - self.max_backlog
+            self._window_end, self._window_min, self._arrived_in_window = now + 1.0, None, 0
+        if self._to_skip and self._frames:
+            self._frames.popleft()
+            self._to_skip -= 1
+            self.skipped += 1
 
     def played(self, total: int, now: float | None = None) -> None:
         """``total`` frames have now left the tap toward the callee (a running count), seen at ``now``."""
@@ -126,7 +132,7 @@ class Playout:
         dropped = len(self._frames) + tap_dropped
         self._frames.clear()
         self._in_tap.clear()
-        self._debt = 0
+        self._to_skip = 0
         self._partial = b""
         self._talking = False
         self.cleared += dropped
