@@ -11,6 +11,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 # is compromised through a SIP parser should not own the container.
 RUN useradd --create-home --uid 10001 --user-group dialer
 
+# Workers render call flows' `say` prompts with espeak-ng and resample them with sox (worker/prompts.py).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends espeak-ng sox \
+    && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /opt/sip-dialer
 
 # Metadata first: a code change then reuses the dependency layer, which holds the

@@ -86,7 +86,7 @@ def prompt_calls(peer: BaresipCallee, count: int, wav: Path, seconds: float) -> 
         agent.stop(grace_s=2)
 
 
-def concurrent_level(workdir: Path, level: int, wav: Path, seconds: float) -> tuple[int, int]:
+def concurrent_level(workdir: Path, level: int, wav: Path, seconds: float) -> tuple[int, int, list[str]]:
     """``level`` prompt calls at once from one agent, each to a baresip of its own (baresip takes one call
     at a time); returns (recordings with the whole tone and no gap, calls answered)."""
     peers = [start_baresip_callee(workdir / f"level-{level}-{i}") for i in range(level)]
@@ -103,12 +103,14 @@ def concurrent_level(workdir: Path, level: int, wav: Path, seconds: float) -> tu
         for peer in peers:
             peer.stop()
     whole = 0
+    heard: list[str] = []
     for peer in peers:
         for path in peer.recordings():
             samples, rate = read_wav(path)
             span, quiet = loud_span(samples, rate)
             whole += int(quiet == 0 and span >= seconds - 0.1)
-    return whole, answered
+            heard.append(f"{span:.2f} s/{quiet} quiet")
+    return whole, answered, heard
 
 
 def main() -> None:
@@ -137,8 +139,9 @@ def main() -> None:
               f"({prompt_cpu * 100:.1f}% of one core per call while it plays)")
         sustained = 0
         for level in (1, 2, 3, 4):
-            whole, total = concurrent_level(workdir, level, wav, args.prompt_s)
-            print(f"concurrent {level}: {total} answered, {whole} recordings hold the whole prompt with no gap")
+            whole, total, heard = concurrent_level(workdir, level, wav, args.prompt_s)
+            print(f"concurrent {level}: {total} answered, {whole} recordings hold the whole prompt with no gap"
+                  f" (heard: {', '.join(heard) or 'no recording'})")
             if whole == level == total:
                 sustained = level
         print(f"one process sustains {sustained} concurrent calls with gapless prompt audio "

@@ -24,7 +24,7 @@ from shared.outcomes import Outcome
 from shared.retry_policy import JobDecision, decide
 from worker import flow_job, redis_state, store
 from worker.dialing import SETUP_MARGIN_S, TRANSIENT_BUDGET_S, AttemptReport, Try, dial_number
-from worker.lease import LeaseKeeper
+from worker.lease import LeaseKeeper, renew_lease
 from worker.precheck import PreDialFacts, Verdict, check_before_dial
 from worker.prompts import PromptUnavailable
 from worker.runtime import WorkerRuntime
@@ -65,12 +65,7 @@ def run_dial_job(rt: WorkerRuntime, job_id: int) -> str:
             rt.gate.close(reg.reason)  # a configuration error: stop taking the trunk's jobs, as after 401s
         raise NotRegistered(rt.trunk.name)
 
-    def claim() -> store.ClaimedJob | None:
-        with rt.pool.connection() as conn:
-            # The reaper waits lease_grace_s past the lease; the lease itself covers only the call.
-            return store.claim(conn, job_id, rt.name, LEASE_EXTRA_S)
-
-    job = _db_retry(CLAIM_PATIENCE_S)(claim)
+    job = _db_retry(CLAIM_PATIENCE_S)(lambda: _claim(rt, job_id))
     if job is None:
         metrics.DUPLICATE_DELIVERIES.labels(rt.trunk.name).inc()
         log.info("job %s: not claimable (duplicate delivery or no longer queued); dropped", job_id)
@@ -111,6 +106,20 @@ def _close_gate_if_refused(rt: WorkerRuntime, report: AttemptReport) -> None:
         rt.gate.close("INVITE rejected with an auth failure after a re-register")
     if report.config_error and rt.gate is not None:  # e.g. the trunk's certificate is not trusted
         rt.gate.close(report.config_error)
+
+
+def _claim(rt: WorkerRuntime, job_id: int) -> store.ClaimedJob | None:
+    """Claim the job; None when another delivery has it.
+
+    The reaper waits lease_grace_s past the lease. The claim's lease covers the whole call; it is cut to a
+    short renewable one at once (LeaseKeeper renews it while the job runs), so a process killed right after
+    its claim is found in seconds, not when its call could have ended.
+    """
+    with rt.pool.connection() as conn:
+        job = store.claim(conn, job_id, rt.name, LEASE_EXTRA_S)
+        if job is not None:
+            renew_lease(conn, job.job_id, rt.name)
+        return job
 
 
 def _facts(job: store.ClaimedJob) -> PreDialFacts:

@@ -1,8 +1,8 @@
 """Keep a job's lease alive while its call is live, so a long flow is never mistaken for a dead worker.
 
 A call with a flow can last minutes (a transfer, a bridge, a recording). The
-claim's lease covers only ring time and set-up; from then on a small thread
-moves ``lease_until`` to ``now() + LEASE_TTL_S`` every ``RENEW_EVERY_S``, fenced
+claim's lease covers ring time and set-up; a small thread at once, and then
+every ``RENEW_EVERY_S``, moves ``lease_until`` to ``now() + LEASE_TTL_S``, fenced
 on ``worker = me AND status = 'dialing'``: a worker that lost the job (the
 reaper took it) never takes it back, it only learns that it lost it. A process
 that dies stops renewing, and the reaper sees the lease run out within
@@ -66,7 +66,7 @@ class LeaseKeeper:
         self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        wait = self._every_s
+        wait = 0.0  # at once: the claim's lease covers ring time and set-up; from now on it is TTL-short
         while not self._stop.wait(wait):
             try:
                 with self._pool.connection(timeout=self._every_s) as conn:
