@@ -152,3 +152,32 @@ def test_callee_hangs_up_while_the_agent_talks(sipp_uas: Sipp, sorry_wav: Path) 
     assert [(s["action"], s["result"]) for s in flow["steps"]] == [("stream", "remote_hangup")]
     assert flow["ended_by"] == "remote"
     assert stream.ended and "stop" in stream.events
+
+
+def test_clear_cuts_the_greeting_the_callee_hears(callee: Any, sorry_wav: Path) -> None:
+    """The agent clears its 4 s greeting after 1 s: baresip hears about a second of it, not four."""
+    script = AgentScript(tone_hz=1000, greeting_s=4.0, clear_after_s=1.0, listen_s=1.5, echo=False)
+    with running_agent(script) as agent:
+        flow = call(callee.address, callee.uri(), agent_flow(f"ws://127.0.0.1:{agent.port}/agent"),
+                    {"sorry": str(sorry_wav)})
+    callee.stop()
+    assert flow["steps"][0]["result"] == "hangup"
+    [stats] = flow["agent"]
+    assert stats["cleared"] > 100  # most of the 200 greeting frames were thrown away
+    samples, rate = read_wav(callee.recordings()[0])
+    assert len(loud_part(samples, rate)) / rate < 2.0
+
+
+def test_garbage_from_the_agent_costs_nothing_but_counters(callee: Any, sorry_wav: Path) -> None:
+    """Broken JSON, an unknown event, bad base64 and odd-sized audio on a real call: counted, and the agent's
+    greeting and result still arrive."""
+    script = AgentScript(tone_hz=1000, greeting_s=1.0, listen_s=1.0, echo=False, garbage=True)
+    with running_agent(script) as agent:
+        flow = call(callee.address, callee.uri(), agent_flow(f"ws://127.0.0.1:{agent.port}/agent"),
+                    {"sorry": str(sorry_wav)})
+    callee.stop()
+    assert flow["steps"][0]["disposition"] == "interested"
+    [stats] = flow["agent"]
+    assert stats["faults"] == {"bad_json": 1, "unknown_event": 1, "bad_audio": 1} and stats["in_odd_sizes"] == 1
+    samples, rate = read_wav(callee.recordings()[0])
+    assert dominant_hz(loud_part(samples, rate), rate) == pytest.approx(1000, abs=10)
