@@ -17,16 +17,24 @@ from typing import Any
 
 from psycopg import Connection
 
-HEADER = ("job_id", "e164", "status", "outcome", "attempts", "last_status_code", "last_attempt_at")
+HEADER = ("job_id", "e164", "status", "outcome", "attempts", "last_status_code", "last_attempt_at",
+          "agent_disposition")
 _FETCH = 2000
 
 _EXPORT = """
-SELECT j.id, j.e164, j.status, j.outcome, j.attempts, j.last_status, last.at
+SELECT j.id, j.e164, j.status, j.outcome, j.attempts, j.last_status, last.at, agent.disposition
   FROM dial_jobs j
   LEFT JOIN LATERAL (
         SELECT max(COALESCE(a.end_at, a.invite_at, a.created_at)) AS at
           FROM call_attempts a WHERE a.job_id = j.id
        ) last ON true
+  LEFT JOIN LATERAL (  -- the AI agent's word on the latest attempt it handled (a stream step's entry)
+        SELECT step->>'disposition' AS disposition
+          FROM call_attempts a, jsonb_array_elements(a.flow_steps) AS step
+         WHERE a.job_id = j.id AND a.flow_steps IS NOT NULL AND step->>'action' = 'stream'
+           AND step->>'disposition' IS NOT NULL
+         ORDER BY a.attempt DESC, a.try_index DESC LIMIT 1
+       ) agent ON true
  WHERE j.campaign_id = %s
  ORDER BY j.id
 """

@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "producer.api_cli",
     "worker.cli",
     "sandbox.cli",
+    "sandbox.agent_cli",
     "producer.demo_cli",
 )
 

@@ -86,6 +86,10 @@ TRANSFERS = Counter(
     "dialer_transfers_total", "Transfers by result (transferred, failed) and final SIP code.",
     ["campaign", "result", "code"],
 )
+AGENT_DISPOSITIONS = Counter(
+    "dialer_agent_dispositions_total", "Calls an AI agent handled (stream steps), by the disposition it reported.",
+    ["campaign", "disposition"],
+)
 DTMF_DIGITS = Counter("dialer_dtmf_digits_total", "DTMF digits received during flows.", ["campaign"])
 FIRST_AUDIO = Histogram(
     "dialer_first_audio_seconds", "200 OK to the first RTP packet of prompt audio sent.", ["campaign"],

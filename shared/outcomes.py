@@ -56,6 +56,7 @@ class Outcome(StrEnum):
     # An answering machine answered (the amd step, shared/flow/listen.py): see MACHINE_OUTCOMES.
     MACHINE = "machine"
     VOICEMAIL_LEFT = "voicemail_left"
+    AGENT_UNAVAILABLE = "agent_unavailable"  # a stream step could not reach its AI agent; the fallback ran
 
 
 class Action(StrEnum):
@@ -103,7 +104,7 @@ BUSY = frozenset({SipStatus.BUSY_HERE, SipStatus.BUSY_EVERYWHERE})
 # Outcomes of a call somebody answered (the answer-rate numerator).
 ANSWERED_OUTCOMES = frozenset(
     {Outcome.ANSWERED, Outcome.TRANSFERRED, Outcome.TRANSFER_FAILED, Outcome.OPTED_OUT, Outcome.MESSAGE_PLAYED,
-     Outcome.ABANDONED}
+     Outcome.ABANDONED, Outcome.AGENT_UNAVAILABLE}
 )
 # Outcomes that are rescheduled by the campaign's retry policy while attempts remain.
 RETRYABLE_OUTCOMES = frozenset({Outcome.BUSY, Outcome.NO_ANSWER, Outcome.TRANSIENT, Outcome.WORKER_LOST,

@@ -43,7 +43,8 @@ def prepare(path: Path, values: Mapping[str, str], data_dir: Path) -> Diagnostic
     loaded = load_flow_file(path)
     check_columns(loaded.flow, values, where=f"{path} (--var)")
     prompts = resolve_prompts(loaded.flow, values, PromptCache(data_dir), MemorySource(loaded.wavs))
-    return DiagnosticFlow(loaded.flow, script_factory(loaded.flow, prompts, recordings_dir=data_dir / "recordings"))
+    return DiagnosticFlow(loaded.flow, script_factory(loaded.flow, prompts, recordings_dir=data_dir / "recordings",
+                                                      stream_params=dict(values)))
 
 
 def step_line(entry: Mapping[str, Any]) -> str:
@@ -63,6 +64,10 @@ def step_line(entry: Mapping[str, Any]) -> str:
         details.append(f"{entry['reason']} at {entry.get('decided_at_s') or 0:.2f} s")
     if entry.get("heard"):
         details.append(f"after the {entry['heard']}")
+    if entry.get("disposition"):  # a stream step: what the AI agent concluded
+        details.append(f"disposition {entry['disposition']}")
+    if entry.get("detail"):
+        details.append(str(entry["detail"]))
     at = entry.get("at_s")
     when = f"+{at:.2f} s" if isinstance(at, int | float) else "      "
     tail = f" ({', '.join(details)})" if details else ""

@@ -117,7 +117,9 @@ def prepare_flow(
     flow = Flow.from_json(stored)
     prompts = resolve_prompts(flow, metadata, PromptCache(data_dir), DbPromptSource(pool))
     opt_out = OptOutWriter(pool, e164, campaign)
-    factory = script_factory(flow, prompts, on_opt_out=opt_out.submit, recordings_dir=Path(data_dir) / "recordings")
+    stream_params = {"campaign": campaign, **{str(k): str(v) for k, v in metadata.items()}}  # a stream's start
+    factory = script_factory(flow, prompts, on_opt_out=opt_out.submit, recordings_dir=Path(data_dir) / "recordings",
+                             stream_params=stream_params)
     return FlowPlan(flow, factory, opt_out)
 
 
@@ -183,6 +185,11 @@ def give_back(conn: psycopg.Connection[Any], job: ClaimedJob, worker: str, reaso
     return given
 
 
+def disposition_label(value: object) -> str:
+    """A metric label from an agent's disposition: the parser already keeps it a short word; none says so."""
+    return value if isinstance(value, str) and value and len(value) <= 32 else "none"
+
+
 def count_flow(campaign: str, facts: FlowFacts) -> None:
     """Flow metrics of one answered call (labels: campaign and bounded vocabularies only)."""
     metrics.FLOW_OUTCOMES.labels(campaign, facts.outcome.value).inc()
@@ -191,6 +198,9 @@ def count_flow(campaign: str, facts: FlowFacts) -> None:
         metrics.FLOW_STEPS.labels(campaign, action, result).inc()
         if action == "transfer" and result in ("transferred", "failed"):
             metrics.TRANSFERS.labels(campaign, result, str(step.get("status") or 0)).inc()
+    for step in facts.steps or []:
+        if step.get("action") == "stream" and step.get("result") != "agent_unavailable":
+            metrics.AGENT_DISPOSITIONS.labels(campaign, disposition_label(step.get("disposition"))).inc()
     if facts.digits:
         metrics.DTMF_DIGITS.labels(campaign).inc(len(facts.digits))
     if facts.first_audio_s is not None:

@@ -34,6 +34,7 @@ from shared.flow.engine import Action, Event, State
 from shared.flow.listen import Heard, Listen
 from shared.flow.model import Flow
 from shared.flow.outcome import flow_outcome
+from worker.agent.stream_step import SessionFactory, StreamStep, media_streams_session
 from worker.flow_listen import CallListener
 from worker.sip.answer import MediaControl, MediaError, RecordMode
 
@@ -52,8 +53,11 @@ class FlowScript:
         *,
         on_opt_out: Callable[[], None] | None = None,
         recordings_dir: Path | None = None,
+        stream_params: Mapping[str, str] | None = None,
+        session_factory: SessionFactory = media_streams_session,
     ) -> None:
         self._flow = flow
+        self._stream = StreamStep(stream_params or {}, session_factory=session_factory)
         self._prompts = dict(prompts)
         self._on_opt_out = on_opt_out
         self._recordings_dir = recordings_dir
@@ -80,6 +84,8 @@ class FlowScript:
 
     def on_tick(self, now: float) -> None:
         self._listen(now)
+        for event in self._stream.poll(now):
+            self._feed(event)
         if self._playing and self._ctl is not None:
             played_s, finished = self._ctl.play_state()
             # pjmedia's file position can stop short of the end of a file whose data is not a whole number of
@@ -92,6 +98,7 @@ class FlowScript:
 
     def on_dtmf(self, digit: str, now: float) -> None:
         self._digits.append(digit)
+        self._stream.dtmf(digit)  # an agent hears every key; the engine ignores them outside a gather
         self._feed(engine.Digit(digit, now))
 
     def on_transfer(self, status: int, final: bool, now: float) -> None:
@@ -109,6 +116,8 @@ class FlowScript:
         if self._listener is not None:
             self._listener.hung_up()
         self._feed(engine.HungUp(by, now))
+        if self._stream.active:  # the engine stops a live stream on hangup; this only guards a late one
+            self._stream.stop()
 
     def done(self) -> bool:
         return self._state is not None and self._state.done
@@ -131,6 +140,7 @@ class FlowScript:
             "recording": recordings[-1] if recordings else None,
             **self._amd_report(state),
             **({"errors": self._errors} if self._errors else {}),
+            **({"agent": streams} if (streams := self._stream.report()) else {}),
         }
 
     # ----------------------------------------------------------------- engine plumbing
@@ -193,7 +203,7 @@ class FlowScript:
             if isinstance(act, Listen):
                 self._start_listening(act)
 
-    def _apply(self, actions: tuple[Action, ...]) -> None:
+    def _apply(self, actions: tuple[Action, ...]) -> None:  # noqa: C901  # one branch per engine action
         ctl = self._ctl
         if ctl is None:
             return
@@ -215,7 +225,10 @@ class FlowScript:
                 ctl.stop_recording()
             elif isinstance(act, engine.OptOut):
                 self._opt_out()
-
+            elif isinstance(act, engine.StartStream):
+                self._stream.start(self._flow.step(act.step), ctl, self._now)
+            elif isinstance(act, engine.StopStream):
+                self._stream.stop()
             elif isinstance(act, engine.Hangup):
                 if self._playing:
                     ctl.stop_play()

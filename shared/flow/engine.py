@@ -15,6 +15,7 @@ One step at a time, in phases::
     transfer   REFER / bridge sent, waiting for its final status
     bridged    the agent's leg is joined; the call ends when someone hangs up
     recording  a "message" recording, until it reports or max_s passes
+    streaming  an AI agent has the call (a stream step) until it hangs up, asks for a transfer, or goes
     done       the flow is over (we hung up, or the callee did)
 
 Keys pressed while a play/say step (or a pause) runs are kept as type-ahead:
@@ -28,8 +29,9 @@ digits, transfer entries the final status.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal
 
 from shared.flow import listen
 from shared.flow.listen import Heard, Listen
@@ -37,10 +39,11 @@ from shared.flow.model import Flow, Step
 
 TRANSFER_TIMEOUT_S = 30.0  # no final NOTIFY / agent answer by then: the transfer failed (408)
 RECORDING_GRACE_S = 3.0  # a stopped recorder reports within this, or the recording failed
+STREAM_OPEN_TIMEOUT_S = 5.0  # the agent's WebSocket not open by then: the agent is unavailable
 MAX_TYPEAHEAD = 32  # keys kept from prompts before a gather (a flood keeps only the last ones)
 
 Phase = Literal["between", "playing", "gathering", "pausing", "transfer", "bridged", "recording", "stopping", "done",
-                "listening", "waiting_beep"]
+                "listening", "waiting_beep", "streaming"]
 EndedBy = Literal["flow", "remote", "max_duration", "transferred"]
 
 
@@ -78,7 +81,18 @@ class HungUp:
     now: float
 
 
-Event = Tick | Digit | TransferStatus | RecordingResult | HungUp | Heard
+@dataclass(frozen=True, slots=True)
+class StreamEvent:
+    """From a stream step's agent: opened, failed (unreachable), result, transfer, hangup, ended (closed/dropped)."""
+
+    kind: Literal["opened", "failed", "result", "transfer", "hangup", "ended"]
+    now: float
+    result: Mapping[str, Any] | None = None
+    target: str | None = None
+    detail: str = ""
+
+
+Event = Tick | Digit | TransferStatus | RecordingResult | HungUp | Heard | StreamEvent
 
 
 # --------------------------------------------------------------------------------------------- actions
@@ -120,7 +134,18 @@ class Hangup:
     pass
 
 
-Action = Play | StopPlay | Transfer | StartRecording | StopRecording | OptOut | Hangup | Listen
+@dataclass(frozen=True, slots=True)
+class StartStream:
+    step: str  # the runner opens this step's agent stream
+
+
+@dataclass(frozen=True, slots=True)
+class StopStream:
+    pass
+
+
+Action = (Play | StopPlay | Transfer | StartRecording | StopRecording | OptOut | Hangup | Listen | StartStream
+          | StopStream)
 
 
 # --------------------------------------------------------------------------------------------- state
@@ -141,11 +166,15 @@ class Entry:
     reason: str | None = None
     decided_at_s: float | None = None
     heard: str | None = None  # voicemail_drop: what started the message (beep|silence|timeout)
+    disposition: str | None = None  # stream: the agent's result's disposition
+    agent_result: Mapping[str, Any] | None = None  # stream: the object the agent sent as its result
+    detail: str | None = None  # stream: why the agent was unavailable or went
 
     def to_json(self) -> dict[str, object]:
         data: dict[str, object] = {"step": self.step, "action": self.action, "result": self.result,
                                    "at_s": round(self.at_s, 3)}
-        for key in ("digits", "status", "played_s", "path", "target", "decision", "reason", "decided_at_s", "heard"):
+        for key in ("digits", "status", "played_s", "path", "target", "decision", "reason", "decided_at_s", "heard",
+                    "disposition", "agent_result", "detail"):
             value = getattr(self, key)
             if value is not None:
                 data[key] = round(value, 3) if isinstance(value, float) else value
@@ -169,6 +198,8 @@ class State:
     decision: str | None = None  # the last amd decision, and its reason (shared.flow.listen)
     amd_reason: str | None = None
     heard: str | None = None  # what started the current voicemail_drop message
+    agent_result: Mapping[str, Any] | None = None  # the stream step's latest result from its agent
+    agent_target: str | None = None  # where the agent asked us to transfer the call
 
     @property
     def done(self) -> bool:
@@ -198,12 +229,17 @@ def step(flow: Flow, state: State, event: Event) -> Result:
         if state.phase == "bridged":  # the transfer is already logged; the agent's call simply ended
             return _end(state, event.now, "remote", None, ())
         return _end_step(state, flow.step(state.step), event.now, "remote", "remote_hangup")
+    if isinstance(event, Tick) and state.phase == "streaming" and state.deadline is not None \
+            and event.now >= state.deadline and event.now - state.answered_at < flow.max_duration_s:
+        return _stream(flow, state, StreamEvent("failed", event.now, detail="the agent did not answer in time"))
     if isinstance(event, Tick):
         return _tick(flow, state, event)
     if isinstance(event, Digit):
         return _digit(flow, state, event)
     if isinstance(event, Heard):
         return listen.heard(flow, state, event)
+    if isinstance(event, StreamEvent):
+        return _stream(flow, state, event)
     return _transfer(flow, state, event)
 
 
@@ -214,6 +250,14 @@ def _log(state: State, current: Step, result: str, now: float, **extra: object) 
         extra.setdefault("played_s", state.played_s)
     if action == "gather":
         extra.setdefault("digits", state.digits)
+    if action == "stream" and state.phase == "transfer":  # the agent's transfer, logged as a transfer
+        action = "transfer"
+        extra.setdefault("target", state.agent_target)
+    elif action == "stream":
+        result_obj = state.agent_result
+        disposition = result_obj.get("disposition") if result_obj is not None else None
+        extra.setdefault("agent_result", result_obj)
+        extra.setdefault("disposition", disposition if isinstance(disposition, str) else None)
     if action == "transfer":
         extra.setdefault("target", current.target)
     if action == "voicemail_drop":
@@ -248,11 +292,8 @@ def _enter(flow: Flow, state: State, sid: str | None, now: float, acts: tuple[Ac
     if cur.kind == "gather":
         assert cur.gather is not None
         return replace(state, phase="gathering", deadline=now + cur.gather.timeout_s), acts
-    if cur.kind == "pause":
-        return replace(state, phase="pausing", deadline=now + cur.pause_s), acts
-    if cur.kind == "transfer":
-        return replace(state, phase="transfer", deadline=now + TRANSFER_TIMEOUT_S), (*acts, Transfer(cur.target,
-                                                                                                      cur.mode))
+    if cur.kind in ("pause", "transfer", "stream"):
+        return _wait_on(state, cur, now, acts)
     if cur.kind == "record":
         rec = StartRecording(sid, cur.mode, cur.max_s)
         if cur.mode == "message":
@@ -266,6 +307,17 @@ def _enter(flow: Flow, state: State, sid: str | None, now: float, acts: tuple[Ac
     return _end(state, now, "flow", None, acts)
 
 
+def _wait_on(state: State, cur: Step, now: float, acts: tuple[Action, ...]) -> Result:
+    """Enter a step that waits on the world: a pause's timer, a transfer's result, an agent's stream."""
+    if cur.kind == "pause":
+        return replace(state, phase="pausing", deadline=now + cur.pause_s), acts
+    if cur.kind == "transfer":
+        return replace(state, phase="transfer", deadline=now + TRANSFER_TIMEOUT_S), (*acts, Transfer(cur.target,
+                                                                                                      cur.mode))
+    state = replace(state, phase="streaming", deadline=now + STREAM_OPEN_TIMEOUT_S, agent_result=None)
+    return state, (*acts, StartStream(cur.id))
+
+
 def _end(state: State, now: float, by: EndedBy, result: str | None, acts: tuple[Action, ...],
          flow_step: Step | None = None) -> Result:
     """Close the flow: log the interrupted step (when ``result``), stop what runs, hang up unless remote did."""
@@ -274,6 +326,8 @@ def _end(state: State, now: float, by: EndedBy, result: str | None, acts: tuple[
     stops: list[Action] = []
     if state.phase == "playing":
         stops.append(StopPlay())
+    if state.phase == "streaming":
+        stops.append(StopStream())
     if state.phase == "recording" or state.recording_step is not None:
         stops.append(StopRecording())
     if by != "remote":
@@ -368,6 +422,35 @@ def _transfer(flow: Flow, state: State, ev: TransferStatus) -> Result:
         return _end(state, ev.now, "transferred", None, ())
     state = _log(state, cur, "failed", ev.now, status=ev.status)
     return _enter(flow, state, cur.on_failure, ev.now, ())
+
+
+def _stream(flow: Flow, state: State, ev: StreamEvent) -> Result:
+    """The agent's side of a stream step. Unavailable or dropped: ``on_failure``; hangup ends; transfer transfers."""
+    cur = flow.step(state.step)
+    if state.phase != "streaming" or cur.kind != "stream":
+        return state, ()  # late news from a stream already left behind
+    if ev.kind == "opened":
+        return replace(state, deadline=None), ()
+    if ev.kind == "result":
+        return replace(state, agent_result=ev.result), ()
+    if ev.kind == "transfer" and not ev.target:
+        return state, ()
+    if ev.kind == "hangup":
+        return _end(_log(state, cur, "hangup", ev.now), ev.now, "flow", None, ())  # _end stops the stream
+    stop: tuple[Action, ...] = (StopStream(),)
+    if ev.kind == "transfer":
+        state = _log(state, cur, "transfer_requested", ev.now, target=ev.target)
+        state = replace(state, phase="transfer", agent_target=ev.target, deadline=ev.now + TRANSFER_TIMEOUT_S)
+        return state, (*stop, Transfer(str(ev.target), cur.mode or "refer"))
+    if ev.kind == "failed":
+        state = _log(state, cur, "agent_unavailable", ev.now, detail=ev.detail or None)
+        following = cur.on_failure or cur.next
+    elif ev.detail.startswith("dropped"):  # the agent went mid-call: the fallback (a human, a message)
+        state = _log(state, cur, "agent_lost", ev.now, detail=ev.detail)
+        following = cur.on_failure or cur.next
+    else:
+        state, following = _log(state, cur, "completed", ev.now), cur.next
+    return _enter(flow, replace(state, phase="between"), following, ev.now, stop)
 
 
 def _recording(flow: Flow, state: State, ev: RecordingResult) -> Result:

@@ -19,9 +19,13 @@ written) is a table of named steps and a ``start``::
 One action per step: ``play``, ``say``, ``gather`` (whose prompt is an optional
 ``play`` or ``say`` beside it), ``transfer`` (with ``mode`` refer|bridge),
 ``record`` ("call" or "message", with ``max_s``), ``opt_out``, ``pause``
-(seconds), ``hangup``, or the listening steps ``amd`` and ``voicemail_drop``
-(:mod:`shared.flow.listen`). Every step may name ``next``; gather, amd and
-transfer steps also ``branches`` / ``on_failure``. A step with nowhere to go next ends
+(seconds), ``hangup``, ``stream`` (an AI agent over a WebSocket,
+``stream = { url = "ws://127.0.0.1:8765/agent", token_env = "AGENT_TOKEN" }``,
+whose ``on_failure`` runs when the agent cannot be reached or drops; its
+``mode`` is how a transfer the agent asks for is made), or the listening
+steps ``amd`` and ``voicemail_drop`` (:mod:`shared.flow.listen`). Every step
+may name ``next``; gather, amd and transfer steps also ``branches`` /
+``on_failure`` (stream steps ``on_failure``). A step with nowhere to go next ends
 the call.
 
 Parsing is pure and stops at the FIRST problem with a :class:`FlowError`
@@ -32,6 +36,7 @@ way out, transfer URIs) live in :mod:`shared.flow.validate`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -40,7 +45,7 @@ from shared.errors import ConfigError
 from shared.flow import listen
 
 StepKind = Literal["play", "say", "gather", "transfer", "record", "opt_out", "pause", "hangup", "amd",
-                   "voicemail_drop"]
+                   "voicemail_drop", "stream"]
 TransferMode = Literal["refer", "bridge"]
 RecordMode = Literal["call", "message"]
 
@@ -50,11 +55,14 @@ MAX_DURATION_LIMIT_S = 4 * 3600.0
 VOICES: Mapping[str, str] = {"en": "en", "en-us": "en-us", "en-gb": "en-gb", "cmn": "cmn", "zh": "cmn",
                              "mandarin": "cmn"}
 _ACTIONS: tuple[StepKind, ...] = ("gather", "transfer", "record", "opt_out", "pause", "hangup", "amd", "voicemail_drop",
-                                  "play", "say")
+                                  "stream", "play", "say")
 _PROMPTED: tuple[StepKind, ...] = ("gather", "voicemail_drop")  # steps whose play/say is their prompt or message
 _COMMON_KEYS = frozenset({"next", "branches", "on_failure", "voice", "mode", "max_s", *_ACTIONS})
 _FLOW_KEYS = frozenset({"start", "steps", "max_duration_s", "voice"})
 _GATHER_KEYS = frozenset({"num_digits", "timeout_s", "finish_on_key", "repeat"})
+_STREAM_KEYS = frozenset({"url", "token_env"})
+_WS_URL = re.compile(r"^wss?://[A-Za-z0-9.\-\[\]:]+(/[^\s]*)?$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _DTMF = frozenset("0123456789*#ABCD")
 
 
@@ -89,6 +97,8 @@ class Step:
     max_s: float = 0.0
     pause_s: float = 0.0
     params: Mapping[str, Any] = field(default_factory=dict)  # amd / voicemail_drop settings (shared.flow.listen)
+    url: str = ""  # stream: the agent's WebSocket
+    token_env: str = ""  # stream: the environment variable holding its bearer token (never the token)
 
     def exits(self) -> tuple[str, ...]:
         """Every step this one may lead to."""
@@ -116,6 +126,8 @@ class Step:
             data["pause_s"] = self.pause_s
         if self.kind in ("amd", "voicemail_drop"):
             data["params"] = dict(self.params)
+        if self.kind == "stream":
+            data.update(url=self.url, token_env=self.token_env, mode=self.mode)
         return data
 
     @classmethod
@@ -128,6 +140,7 @@ class Step:
             gather=Gather(**g) if g is not None else None, target=data.get("target", ""),
             mode=data.get("mode", ""), max_s=float(data.get("max_s", 0.0)), pause_s=float(data.get("pause_s", 0.0)),
             params=dict(data.get("params", {})),
+            url=data.get("url", ""), token_env=data.get("token_env", ""),
         )
 
 
@@ -212,10 +225,10 @@ def _parse_step(sid: str, body: Any, default_voice: str, where: str) -> Step:  #
     for key in fields["branches"]:
         if kind == "gather" and key != "none" and not (key and set(key) <= _DTMF):
             raise FlowError(f"{at}: branch {key!r} is not keypad digits (0-9, *, #) or `none`")
-    if body.get("on_failure") is not None and kind != "transfer":
-        raise FlowError(f"{at}: on_failure belongs to a transfer step")
-    if "mode" in body and kind not in ("transfer", "record"):
-        raise FlowError(f"{at}: mode belongs to a transfer or record step")
+    if body.get("on_failure") is not None and kind not in ("transfer", "stream"):
+        raise FlowError(f"{at}: on_failure belongs to a transfer or stream step")
+    if "mode" in body and kind not in ("transfer", "record", "stream"):
+        raise FlowError(f"{at}: mode belongs to a transfer, record or stream step")
     if "max_s" in body and kind != "record":
         raise FlowError(f"{at}: max_s belongs to a record step")
     if "voice" in body and "say" not in body:
@@ -248,6 +261,8 @@ def _action_fields(kind: StepKind, body: Mapping[str, Any], at: str, fields: dic
         if mode not in ("call", "message"):
             raise FlowError(f"{at}: record is \"call\" (both directions) or \"message\" (the callee's message)")
         fields.update(mode=mode, max_s=_number(body.get("max_s", 60.0), f"{at}: max_s", 1.0, 3600.0))
+    elif kind == "stream":
+        fields.update(_stream(value, body.get("mode", "refer"), at))
     elif kind == "pause":
         fields["pause_s"] = _number(value, f"{at}: pause (seconds)", 0.0, 3600.0)
     elif kind in ("amd", "voicemail_drop"):
@@ -279,6 +294,28 @@ def _gather(value: Any, at: str) -> Gather:
         raise FlowError(f"{at}: gather: repeat {repeat!r} must be 0-5")
     timeout = _number(value.get("timeout_s", 5.0), f"{at}: gather: timeout_s", 0.5, 120.0)
     return Gather(num_digits=num, timeout_s=timeout, finish_on_key=finish, repeat=repeat)
+
+
+def _stream(value: Any, mode: Any, at: str) -> dict[str, str]:
+    """``stream = { url = "ws://...", token_env = "NAME" }``: the URL checked, the token's variable named."""
+    if isinstance(value, str):
+        value = {"url": value}
+    if not isinstance(value, Mapping):
+        raise FlowError(f"{at}: stream must be a table such as {{ url = \"ws://127.0.0.1:8765/agent\", "
+                        "token_env = \"AGENT_TOKEN\" }")
+    unknown = sorted(set(value) - _STREAM_KEYS)
+    if unknown:
+        raise FlowError(f"{at}: stream: unknown key {unknown[0]!r}; use url and token_env (the variable's name, "
+                        "never the token itself)")
+    url = value.get("url")
+    if not isinstance(url, str) or not _WS_URL.match(url.strip()):
+        raise FlowError(f"{at}: stream: url {url!r} must be a ws:// or wss:// URL")
+    token_env = value.get("token_env", "")
+    if not isinstance(token_env, str) or (token_env and not _ENV_NAME.match(token_env)):
+        raise FlowError(f"{at}: stream: token_env must name an environment variable such as AGENT_TOKEN")
+    if mode not in ("refer", "bridge"):
+        raise FlowError(f"{at}: mode {mode!r}: the agent's transfers are \"refer\" or \"bridge\"")
+    return {"url": url.strip(), "token_env": token_env, "mode": mode}
 
 
 def _step_ref(value: Any, at: str) -> str | None:

@@ -1,7 +1,8 @@
 """What an answered call's flow achieved, as one business outcome (pure).
 
 Precedence, first match wins: an opt-out (the person asked never to be
-called again, whatever else happened), a transfer that succeeded, a transfer
+called again, whatever else happened), an AI agent that could not be
+reached (the fallback ran; the log says what it did), a transfer that succeeded, a transfer
 that failed, a voicemail message left (``voicemail_left``: a
 ``voicemail_drop`` step played its message), a machine (the ``amd`` step said
 so, and the flow left no message), an abandoned call (nothing sent within 2 s
@@ -36,6 +37,8 @@ def flow_outcome(state: State, first_audio_s: float | None) -> Outcome:
     entries: Sequence[Entry] = state.entries
     if any(e.action == "opt_out" for e in entries):
         return Outcome.OPTED_OUT
+    if any(e.action == "stream" and e.result == "agent_unavailable" for e in entries):
+        return Outcome.AGENT_UNAVAILABLE
     transfers = [e for e in entries if e.action == "transfer"]
     if any(e.result == "transferred" for e in transfers):
         return Outcome.TRANSFERRED

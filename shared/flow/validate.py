@@ -44,8 +44,8 @@ def validate_flow(flow: Flow, *, where: str = "flow") -> Flow:
 
 def _ends_call(step: Step) -> bool:
     """Whether some outcome of this step ends the call (rather than moving to another step)."""
-    if step.kind in ("hangup", "transfer"):
-        return True  # a transfer that succeeds ends our part of the call
+    if step.kind in ("hangup", "transfer", "stream"):
+        return True  # a transfer that succeeds ends our part of the call; an agent may hang up
     if step.kind == "gather":
         return "none" not in step.branches and step.next is None
     if step.kind == "amd":

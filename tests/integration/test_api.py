@@ -151,8 +151,20 @@ def test_outcomes_export_has_one_row_per_job(client: TestClient, db: Conn) -> No
     assert [r["job_id"] for r in rows] == [str(called), str(untouched)]
     assert rows[0] == {"job_id": str(called), "e164": fictional_numbers(1)[0], "status": "completed",
                        "outcome": "answered", "attempts": "2", "last_status_code": "200",
-                       "last_attempt_at": "2030-01-01T10:02:00+00:00"}
+                       "last_attempt_at": "2030-01-01T10:02:00+00:00", "agent_disposition": ""}
     assert (rows[1]["status"], rows[1]["outcome"], rows[1]["last_attempt_at"]) == ("pending", "", "")
+
+
+def test_outcomes_export_carries_the_agents_disposition(client: TestClient, db: Conn) -> None:
+    """A job whose answered attempt ran an AI agent exports the disposition the agent reported."""
+    cid = create_campaign(db, "export-agent")
+    [job] = add_jobs(db, cid, fictional_numbers(1))
+    steps = '[{"step": "agent", "action": "stream", "result": "hangup", "disposition": "interested"}]'
+    db.execute("INSERT INTO call_attempts (job_id, campaign_id, attempt, try_index, trunk, status_code, outcome,"
+               " flow_steps) VALUES (%s, %s, 1, 0, 'default', 200, 'answered', %s::jsonb)", (job, cid, steps))
+    response = client.get("/campaigns/export-agent/outcomes.csv", headers=AUTH)
+    [row] = list(csv.DictReader(io.StringIO(response.text)))
+    assert row["agent_disposition"] == "interested"
 
 
 def test_metrics_route(client: TestClient) -> None:
