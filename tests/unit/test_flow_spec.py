@@ -12,30 +12,7 @@ import pytest
 from shared.flow import FlowError, check_columns, render_text
 from shared.flow.load import load_flow_file
 from shared.flow.model import Flow
-
-ISSUE_FLOW = """
-start = "offer"
-
-[steps.offer]
-play = "offer.wav"
-next = "menu"
-
-[steps.menu]
-gather = { num_digits = 1, timeout_s = 6 }
-say = "Press 1 to speak with an advisor, 9 to stop receiving calls."
-branches = { "1" = "agent", "9" = "optout", none = "bye" }
-
-[steps.agent]
-transfer = "sip:advisors@127.0.0.1:5060"
-on_failure = "bye"
-
-[steps.optout]
-opt_out = true
-next = "bye"
-
-[steps.bye]
-hangup = true
-"""
+from tests.support.flows import ISSUE_FLOW
 
 
 def wav_bytes(rate: int = 8000, channels: int = 1, width: int = 2, seconds: float = 0.5) -> bytes:
