@@ -5,7 +5,7 @@ Why Kamailio: sipp plays one side of a dialog, but transport bugs (a
 bindings that one process's REGISTER replaces for another, certificates
 nobody checks) only show against a real proxy that keeps state. This starts
 Debian's ``kamailio`` in the foreground (``-DD -E``) from a config generated
-into a temporary folder, on 127.0.0.1 and free ports only, with its own
+into a temporary folder, on 127.0.0.1 (or a test namespace's address) and free ports, with its own
 runtime dir (``-Y``), pid file and ``ctl`` socket (for ``kamcmd ul.dump``).
 
 What the generated proxy does (one trunk account, like a carrier's SBC):
@@ -130,12 +130,13 @@ class Kamailio:
     log: Path
     ctl: Path
     stopped: bool = field(default=False)
+    host: str = HOST
 
     def address(self, transport: str = "udp", listener: str | None = None) -> str:
-        """``127.0.0.1:PORT`` of the listener for ``transport`` (``tls``: the named listener)."""
+        """``HOST:PORT`` of the listener for ``transport`` (``tls``: the named listener)."""
         if transport == "tls":
-            return f"{HOST}:{self.tls_ports[listener or next(iter(self.tls_ports))]}"
-        return f"{HOST}:{self.udp_port if transport == 'udp' else self.tcp_port}"
+            return f"{self.host}:{self.tls_ports[listener or next(iter(self.tls_ports))]}"
+        return f"{self.host}:{self.udp_port if transport == 'udp' else self.tcp_port}"
 
     def kamcmd(self, *args: str) -> str:
         done = subprocess.run([KAMCMD, "-s", f"unix:{self.ctl}", *args], capture_output=True, text=True,
@@ -284,11 +285,11 @@ request_route {{
 """
 
 
-def _tls_config(listeners: Sequence[TlsListener]) -> str:
+def _tls_config(listeners: Sequence[TlsListener], host: str = HOST) -> str:
     sections = []
     for listener in listeners:
         sections.append(textwrap.dedent(f"""\
-            [server:{HOST}:{listener.port}]
+            [server:{host}:{listener.port}]
             method = TLSv1.2+
             verify_certificate = no
             require_certificate = no
@@ -313,8 +314,15 @@ def start_kamailio(
     require_binding: bool = True,
     authenticate_invites: bool = True,
     debug: int = 2,
+    host: str = HOST,
+    command_prefix: Sequence[str] = (),
 ) -> Kamailio:
-    """Start Kamailio in the foreground on free loopback ports; returns once every listener answers."""
+    """Start Kamailio in the foreground on free ports; returns once every listener answers.
+
+    ``host`` is the address it listens on (loopback by default); ``command_prefix``
+    runs it through another command, e.g. ``ip netns exec NAME`` for a Kamailio
+    on a test host of its own (its ``ctl`` socket is a file, reachable from here).
+    """
     if not os.path.exists(KAMAILIO) or not (MODULES / "tls.so").exists():
         missing = "kamailio is not installed (Debian packages kamailio, kamailio-tls-modules)"
         unavailable(missing)
@@ -326,15 +334,15 @@ def start_kamailio(
         port = _free_tcp_udp_port()
         listeners = [TlsListener(t.name, t.certificate, _free_port(socket.SOCK_STREAM)) for t in tls]
         tls_cfg = workdir / "tls.cfg"
-        tls_cfg.write_text(_tls_config(listeners), encoding="ascii")
+        tls_cfg.write_text(_tls_config(listeners, host), encoding="ascii")
         ctl = run_dir / "ctl.sock"
         config = workdir / "kamailio.cfg"
         config.write_text(_CONFIG.format(
-            debug=debug, host=HOST, udp=port, tcp=port, modules=MODULES, tls_cfg=tls_cfg, ctl=ctl,
+            debug=debug, host=host, udp=port, tcp=port, modules=MODULES, tls_cfg=tls_cfg, ctl=ctl,
             enable_tls="yes" if listeners else "no",
             load_tls='loadmodule "tls.so"' if listeners else "",
             tls_params=f'modparam("tls", "config", "{tls_cfg}")' if listeners else "",
-            tls_listen="\n".join(f"listen=tls:{HOST}:{t.port}" for t in listeners),
+            tls_listen="\n".join(f"listen=tls:{host}:{t.port}" for t in listeners),
             nonce_secret=os.urandom(16).hex(), password=password, username=username, gateway=gateway,
             require_binding="1" if require_binding else "0",
             authenticate_invites="1" if authenticate_invites else "0",
@@ -342,12 +350,12 @@ def start_kamailio(
         log = workdir / f"kamailio-{attempt}.log"
         with open(log, "wb") as stderr:
             process = subprocess.Popen(
-                [KAMAILIO, "-f", str(config), "-DD", "-E", "-Y", str(run_dir), "-P", str(run_dir / "kamailio.pid"),
-                 "-m", "64", "-M", "8", "-w", str(run_dir)],
+                [*command_prefix, KAMAILIO, "-f", str(config), "-DD", "-E", "-Y", str(run_dir),
+                 "-P", str(run_dir / "kamailio.pid"), "-m", "64", "-M", "8", "-w", str(run_dir)],
                 stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr, cwd=workdir, start_new_session=True,
                 preexec_fn=die_with_parent,  # only prctl runs there: Kamailio never outlives the tests
             )
-        kam = Kamailio(workdir, port, port, {t.name: t.port for t in listeners}, process, log, ctl)
+        kam = Kamailio(workdir, port, port, {t.name: t.port for t in listeners}, process, log, ctl, host=host)
         if _wait_ready(kam, [port, *(t.port for t in listeners)]):
             return kam
         kam.stop()
@@ -358,7 +366,7 @@ def start_kamailio(
 def _wait_ready(kam: Kamailio, tcp_ports: Sequence[int]) -> bool:
     deadline = time.monotonic() + _START_TIMEOUT_S
     while kam.process.poll() is None and time.monotonic() < deadline:
-        if kam.ctl.exists() and all(_listening(port) for port in tcp_ports):
+        if kam.ctl.exists() and all(_listening(kam.host, port) for port in tcp_ports):
             with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
                 kam.kamcmd("core.version")  # the ctl socket answers: start-up is over and it is alive
                 return kam.process.poll() is None
@@ -366,10 +374,10 @@ def _wait_ready(kam: Kamailio, tcp_ports: Sequence[int]) -> bool:
     return False
 
 
-def _listening(port: int) -> bool:
+def _listening(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.5)
-        return sock.connect_ex((HOST, port)) == 0
+        return sock.connect_ex((host, port)) == 0
 
 
 KamailioFactory = Callable[..., Kamailio]
