@@ -203,6 +203,15 @@ class FlowScript:
             if isinstance(act, Listen):
                 self._start_listening(act)
 
+    def _transfer(self, ctl: MediaControl, act: engine.Transfer) -> None:
+        """Start a transfer. One that cannot even start (no free call slot for the bridged leg, a URI pjsua
+        refuses) fails like a refused one, so the step's on_failure runs: never a person left in silence."""
+        try:
+            ctl.transfer(act.target, "bridge" if act.mode == "bridge" else "refer")
+        except MediaError as exc:
+            self._errors.append(f"transfer: {exc}")
+            self._queued.append(engine.TransferStatus(503, True, self._now))
+
     def _apply(self, actions: tuple[Action, ...]) -> None:  # noqa: C901  # one branch per engine action
         ctl = self._ctl
         if ctl is None:
@@ -217,7 +226,7 @@ class FlowScript:
                     ctl.stop_play()
                 self._playing = False
             elif isinstance(act, engine.Transfer):
-                ctl.transfer(act.target, "bridge" if act.mode == "bridge" else "refer")
+                self._transfer(ctl, act)
             elif isinstance(act, engine.StartRecording):
                 mode: RecordMode = "message" if act.mode == "message" else "call"
                 ctl.start_recording(self._recording_path(act.step), mode, act.max_s)

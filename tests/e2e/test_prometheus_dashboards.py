@@ -83,12 +83,13 @@ EXPECTED_WITHOUT_DATA: Mapping[tuple[str, str], str] = {
     ("campaign-overview.json", "DTMF digits and gather results per minute"): _FLOW_ONLY,
     ("campaign-overview.json", "Answering-machine verdicts per minute by decision"): _FLOW_ONLY,
     ("campaign-overview.json", "Answering-machine decision time (p50, p90) by decision"): _FLOW_ONLY,
+    ("campaign-overview.json", "AI agent dispositions per minute"): _FLOW_ONLY,
 }
 FLOW_ONLY_SERIES = frozenset({
     "dialer_flow_outcomes_total", "dialer_flow_steps_total", "dialer_transfers_total", "dialer_dtmf_digits_total",
     "dialer_first_audio_seconds_bucket", "dialer_first_audio_seconds_sum", "dialer_first_audio_seconds_count",
     "dialer_prompt_unavailable_total", "dialer_amd_decisions_total", "dialer_amd_decision_seconds_bucket",
-    "dialer_amd_decision_seconds_sum", "dialer_amd_decision_seconds_count",
+    "dialer_amd_decision_seconds_sum", "dialer_amd_decision_seconds_count", "dialer_agent_dispositions_total",
 })
 
 

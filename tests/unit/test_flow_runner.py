@@ -13,6 +13,7 @@ from shared.flow import parse_flow, validate_flow
 from tests.support.flows import tone_wav
 from worker.flow_runner import FlowScript
 from worker.prompts import MemorySource, PromptCache, PromptUnavailable, render_say, resolve_prompts
+from worker.sip.answer import MediaError
 
 FLOW = validate_flow(parse_flow({"start": "offer", "steps": {
     "offer": {"say": "Hello {name}", "next": "menu"},
@@ -97,6 +98,33 @@ def test_opt_out_is_handed_off_and_a_remote_hangup_mid_prompt_is_logged() -> Non
     script.on_tick(1.0)
     script.on_dtmf("9", 1.5)
     assert opted == [True] and script.report()["outcome"] == "opted_out"
+
+
+class NoSlotMedia(Media):
+    """A worker whose every call slot is taken: the bridged leg cannot even start."""
+
+    def transfer(self, target_uri: str, mode: str) -> None:
+        self.calls.append(("transfer", target_uri, mode))
+        raise MediaError("no free call slot for the bridged call (4 in use)")
+
+
+def test_a_transfer_that_cannot_start_takes_on_failure() -> None:
+    """A transfer refused before any request left (no slot for the bridged leg) runs on_failure; the call is not
+    dropped by the runtime with nothing said, and the report says why."""
+    flow = validate_flow(parse_flow({"start": "agent", "steps": {
+        "agent": {"transfer": "sip:agent@127.0.0.1", "mode": "bridge", "on_failure": "sorry"},
+        "sorry": {"play": "sorry.wav", "next": "bye"},
+        "bye": {"hangup": True},
+    }}))
+    script = FlowScript(flow, {"sorry": "/p/sorry.wav"}, on_opt_out=lambda: None)
+    media = NoSlotMedia()
+    script.on_answer(media, 0.0)
+    assert media.calls == [("transfer", "sip:agent@127.0.0.1", "bridge"), ("play", "/p/sorry.wav")]
+    report = script.report()
+    steps = report["steps"]
+    assert isinstance(steps, list)
+    assert (steps[0]["action"], steps[0]["result"], steps[0]["status"]) == ("transfer", "failed", 503)
+    assert report["errors"] == ["transfer: no free call slot for the bridged call (4 in use)"]
 
 
 def test_prompts_are_rendered_once_and_cached_by_hash(tmp_path: Path) -> None:
