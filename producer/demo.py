@@ -1,8 +1,9 @@
 """``dialer demo``: the whole system on one machine, in under a minute, with nothing set up.
 
 Embedded Postgres and Redis (unless URLs are set), the sandbox PBX on
-loopback, two supervised worker processes with registered pjsua2 endpoints,
-and a dispatcher, dialling a shipped sample list of fictional numbers (with
+loopback, the reference AI agent (a Media Streams WebSocket server, for the
+flow's ``stream`` branch), two supervised worker processes with registered
+pjsua2 endpoints, and a dispatcher, dialling a shipped sample list of fictional numbers (with
 bad rows, a duplicate, a DNC entry and a premium-rate number), then the
 outcome table. Every piece is the production one; only the PBX is a stand-in.
 """
@@ -129,6 +130,7 @@ def run_demo(
     The web pages are served too (``dialer api``'s app, on loopback), so the campaign can be
     watched in a browser while it dials; ``keep`` holds everything up once it is done.
     """
+    from producer.demo_agent import demo_agent
     from worker.supervisor import Supervisor
 
     started = time.monotonic()
@@ -144,11 +146,13 @@ def run_demo(
                "DIALER_SIP_REGISTRAR": f"127.0.0.1:{pbx.port}", "DIALER_SIP_USERNAME": username,
                "DIALER_SIP_PASSWORD": password, "DIALER_LEASE_GRACE_S": "10", "DIALER_DATA_DIR": str(data_dir)}
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        agent = stack.enter_context(demo_agent())
+        say(f"reference AI agent on ws://127.0.0.1:{agent.port}/agent (the callee who presses 2 gets it)")
         conn = stack.enter_context(psycopg.connect(urls.database_url, autocommit=True))
         data_dir.mkdir(parents=True, exist_ok=True)
         say(stack.enter_context(demo_web(settings, urls.database_url, data_dir, web_port)))
         name = f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
-        campaign_id = create_campaign(conn, _campaign_spec(name, write_demo_flow(data_dir, pbx.port)))
+        campaign_id = create_campaign(conn, _campaign_spec(name, write_demo_flow(data_dir, pbx.port, agent.port)))
         add_dnc(conn, DEMO_DNC, reason="asked not to be called (demo)")
         summary = ingest_file(conn, name, sample_csv(), data_dir=data_dir)
         for number, person in ACTING_CALLEES.items():  # callees that press keys and take transfers

@@ -18,7 +18,7 @@ ROW = re.compile(r"^(\+\d+)\s+(\S+)\s+(\w+)\s+(\d+)\s+([\d.]+)\s+(.*)$")
 
 def test_demo_prints_what_postgres_recorded(db: psycopg.Connection[Any], database_url: str, redis_url: str,
                                             tmp_path: Any) -> None:
-    """The demo dials the sample list against the sandbox PBX; every printed row matches its job row."""
+    """The demo dials the sample list (one callee talks with the AI agent); printed rows match Postgres."""
     env = {**os.environ, "DIALER_DATABASE_URL": database_url, "DIALER_REDIS_URL": redis_url,
            "DIALER_DATA_DIR": str(tmp_path)}
     for name in ("DIALER_SIP_REGISTRAR", "DIALER_SIP_USERNAME", "DIALER_SIP_PASSWORD", "PROMETHEUS_MULTIPROC_DIR"):
@@ -27,7 +27,7 @@ def test_demo_prints_what_postgres_recorded(db: psycopg.Connection[Any], databas
                             env=env, capture_output=True, text=True, timeout=150)
     assert result.returncode == 0, result.stderr[-3000:]
     printed = {m.group(1): m.groups() for m in map(ROW.match, result.stdout.splitlines()) if m}
-    assert len(printed) == 12, result.stdout  # the sample list's 9 jobs and 3 callees that act on the flow
+    assert len(printed) == 13, result.stdout  # the sample list's 9 jobs and 4 callees that act on the flow
 
     jobs = db.execute("SELECT e164, COALESCE(outcome, status), attempts FROM dial_jobs ORDER BY id").fetchall()
     assert {e164: (outcome, attempts) for e164, outcome, attempts in jobs} == {
@@ -47,6 +47,9 @@ def test_demo_prints_what_postgres_recorded(db: psycopg.Connection[Any], databas
     assert re.search(r"\+8613900007002 +heard [\d.]+ s of prompt, pressed 1, transferred to advisors", result.stdout)
     assert re.search(r"\+8613900007003 +heard [\d.]+ s of prompt, pressed 1, transfer to advisors failed \(403\), "
                      r"transferred to advisors, ended at the flow's time limit", result.stdout)
+    # The callee who presses 2 is handed to the reference AI agent, which listens 3 s and reports "interested".
+    assert re.search(r"\+8613900007004 +heard [\d.]+ s of prompt, pressed 2, talked with the AI agent [\d.]+ s, "
+                     r"disposition interested", result.stdout), result.stdout
     assert re.search(r"\+8613900007009 +heard [\d.]+ s of prompt, pressed 9, opted out", result.stdout)
     assert db.execute("SELECT count(*) FROM dnc WHERE e164 = '+8613900007009'").fetchone() == (1,)
     assert "sandbox-secret" not in result.stdout + result.stderr
