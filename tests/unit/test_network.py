@@ -29,22 +29,22 @@ def test_nothing_set_binds_to_and_advertises_the_interface_that_routes_to_the_re
 
 def test_a_public_address_changes_only_what_is_advertised() -> None:
     """NAT: bind where the route says, advertise the address the PBX can send to."""
-    got = plan_addresses("198.18.10.2:5060", NetworkSettings(public_address="203.0.113.7"), router)
-    assert got == Addresses("198.18.10.1", "203.0.113.7")
+    got = plan_addresses("198.18.10.2:5060", NetworkSettings(public_address="198.19.0.7"), router)
+    assert got == Addresses("198.18.10.1", "198.19.0.7")
 
 
 def test_an_explicit_bind_address_is_used_as_is() -> None:
     """A given interface address is bound (and advertised unless a public address is set); no route lookup."""
-    assert plan_addresses("198.18.10.2:5060", NetworkSettings(bind_address="192.0.2.4"), never) == Addresses(
-        "192.0.2.4", None)
+    assert plan_addresses("198.18.10.2:5060", NetworkSettings(bind_address="198.18.10.4"), never) == Addresses(
+        "198.18.10.4", None)
 
 
 def test_the_wildcard_binds_everywhere_but_advertises_the_route_or_the_public_address() -> None:
     """0.0.0.0 alone would advertise the default interface, which a PBX elsewhere cannot answer."""
     assert plan_addresses("198.18.10.2:5060", NetworkSettings(bind_address="0.0.0.0"), router) == Addresses(
         "0.0.0.0", "198.18.10.1")
-    wild_nat = NetworkSettings(bind_address="0.0.0.0", public_address="203.0.113.7")
-    assert plan_addresses("198.18.10.2:5060", wild_nat, never) == Addresses("0.0.0.0", "203.0.113.7")
+    wild_nat = NetworkSettings(bind_address="0.0.0.0", public_address="198.19.0.7")
+    assert plan_addresses("198.18.10.2:5060", wild_nat, never) == Addresses("0.0.0.0", "198.19.0.7")
 
 
 def test_route_source_of_loopback_is_loopback() -> None:
