@@ -33,7 +33,7 @@ RATE = 8000
 _LOUD_RMS = 500.0  # a prompt is far above this; pjsua sends no packets for silence (VAD) or near-zero ones
 _EVENT_CODES = {**{str(d): d for d in range(10)}, "*": 10, "#": 11}
 _EVENT_PACKETS = 5  # 100 ms of tone
-_END_COPIES = 3  # RFC 4733 2.5.1.4: the end packet is sent three times
+_END_COPIES = 3  # RFC 4733, "Retransmission of Final Packet": the end packet is sent three times
 _MAX_DATAGRAM = 2048
 
 

@@ -72,7 +72,7 @@ def record_while_prompting(
             s.ctl.stop_recording()
         return bool(s.recordings)
 
-    script = ScriptedTest(on_answer_do=answer, until=until)
+    script = ScriptedTest(on_answer_do=answer, until=_stop_recording_after_prompt)
     agent = agent_for(callee.address)
     try:
         result = agent.call(callee.uri(), timeout_s=30, script_factory=lambda: script)
@@ -80,6 +80,14 @@ def record_while_prompting(
         agent.stop(grace_s=0)
     assert result.answered and not script.timed_out
     return script, prompt
+
+
+def _stop_recording_after_prompt(s: ScriptedTest) -> bool:
+    """Stop the recorder once the prompt has played; done when the recording was reported."""
+    assert s.ctl is not None
+    if s.ctl.play_state()[1] and not s.recordings:
+        s.ctl.stop_recording()
+    return bool(s.recordings)
 
 
 def test_call_recording_mixes_both_directions(callee_440: BaresipCallee, tmp_path: Path) -> None:
@@ -173,13 +181,7 @@ def test_full_recordings_directory_is_reported_and_the_call_goes_on(
         ctl.start_recording(str(path), "call", 30.0)
         ctl.play(str(prompt))
 
-    def until(s: ScriptedTest) -> bool:
-        assert s.ctl is not None
-        if s.ctl.play_state()[1] and not s.recordings:
-            s.ctl.stop_recording()
-        return bool(s.recordings)
-
-    script = ScriptedTest(on_answer_do=answer, until=until)
+    script = ScriptedTest(on_answer_do=answer, until=_stop_recording_after_prompt)
     agent = agent_for(callee_440.address)
     try:
         result = agent.call(callee_440.uri(), timeout_s=30, script_factory=lambda: script)
@@ -202,13 +204,7 @@ def test_prompt_and_recording_follow_a_reinvite_that_replaces_the_stream(sipp_ua
         ctl.start_recording(str(path), "message", 30.0)  # the callee only: here, the echo of our prompt
         ctl.play(str(prompt))
 
-    def until(s: ScriptedTest) -> bool:
-        assert s.ctl is not None
-        if s.ctl.play_state()[1] and not s.recordings:
-            s.ctl.stop_recording()
-        return bool(s.recordings)
-
-    script = ScriptedTest(on_answer_do=answer, until=until)
+    script = ScriptedTest(on_answer_do=answer, until=_stop_recording_after_prompt)
     agent = agent_for(peer.address)
     try:
         result = agent.call(f"sip:callee@{peer.address}", timeout_s=30, script_factory=lambda: script)

@@ -8,6 +8,9 @@ import struct
 import wave
 from pathlib import Path
 
+from shared.flow.engine import Action, Event, State, start, step
+from shared.flow.model import Flow
+
 ISSUE_FLOW = """
 start = "offer"
 
@@ -53,3 +56,13 @@ def write_flow(folder: Path, text: str = ISSUE_FLOW, name: str = "flow.toml", *,
     path = folder / name
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def run(flow: Flow, events: list[Event]) -> tuple[State, list[Action]]:
+    """Drive the pure engine from the answer through ``events``; every action it asked for, in order."""
+    state, acts = start(flow, 0.0)
+    out = list(acts)
+    for event in events:
+        state, acts = step(flow, state, event)
+        out.extend(acts)
+    return state, out

@@ -9,12 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.flow import FlowError, parse_flow, validate_flow
-from shared.flow.engine import Action, Digit, Event, Hangup, HungUp, Play, State, Tick, start, step
+from shared.flow.engine import Digit, Event, Hangup, HungUp, Play, Tick, start, step
 from shared.flow.listen import Heard, Listen
 from shared.flow.model import Flow
 from shared.flow.outcome import flow_outcome
 from shared.outcomes import MACHINE_OUTCOMES, RETRYABLE_OUTCOMES, Outcome
 from shared.retry_policy import RetryPolicy
+from tests.support.flows import run
 
 AMD = validate_flow(parse_flow(tomllib.loads("""
 start = "detect"
@@ -31,15 +32,6 @@ next = "bye"
 [steps.bye]
 hangup = true
 """)))
-
-
-def run(flow: Flow, events: list[Event]) -> tuple[State, list[Action]]:
-    state, acts = start(flow, 0.0)
-    out = list(acts)
-    for event in events:
-        state, acts = step(flow, state, event)
-        out.extend(acts)
-    return state, out
 
 
 def test_human_takes_the_human_branch_and_the_entry_says_why() -> None:

@@ -9,7 +9,6 @@ from hypothesis import strategies as st
 
 from shared.flow import parse_flow, validate_flow
 from shared.flow.engine import (
-    Action,
     Digit,
     Event,
     Hangup,
@@ -30,6 +29,7 @@ from shared.flow.engine import (
 from shared.flow.model import Flow
 from shared.flow.outcome import flow_outcome
 from shared.outcomes import Outcome
+from tests.support.flows import run
 
 MENU = validate_flow(parse_flow(tomllib.loads("""
 start = "offer"
@@ -53,15 +53,6 @@ next = "bye"
 [steps.bye]
 hangup = true
 """)))
-
-
-def run(flow: Flow, events: list[Event]) -> tuple[State, list[Action]]:
-    state, acts = start(flow, 0.0)
-    out = list(acts)
-    for event in events:
-        state, acts = step(flow, state, event)
-        out.extend(acts)
-    return state, out
 
 
 def log(state: State) -> list[tuple[str, str]]:
