@@ -160,10 +160,26 @@ def resolve_format(given: str | None = None) -> str:
     return _choice(given, FORMAT_ENV, FORMATS, "text", "format")
 
 
+class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to ``sys.stderr`` as it is at each line, not as it was at set-up.
+
+    A command run in-process (a CLI test runner, an embedding program) may swap
+    ``sys.stderr`` for a buffer and close it afterwards; a handler that kept the
+    old object would then fail on every later line of a long-lived thread.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def setup_logging(level: str | None = None, fmt: str | None = None) -> None:
     """Log to stderr, one line per event, through the redacting filter, at the one level for every process."""
     chosen_level, chosen_format = resolve_level(level), resolve_format(fmt)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = StderrHandler()
     handler.setFormatter(JsonFormatter() if chosen_format == "json" else TextFormatter())
     handler.addFilter(RedactingFilter())
     root = logging.getLogger()

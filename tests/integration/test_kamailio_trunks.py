@@ -22,6 +22,7 @@ import pytest
 
 from shared.settings import load_settings
 from tests.support.factories import add_jobs, create_campaign
+from tests.support.fleet import wait_until
 from tests.support.kamailio import Kamailio, KamailioFactory, TestCa, TlsListener
 from tests.support.sipp import SippPeer, start_sipp_uas
 from worker import runtime
@@ -115,10 +116,14 @@ def test_refused_certificate_consumes_no_job_and_stops_consuming(
             "SELECT attempts, (SELECT count(*) FROM call_attempts WHERE job_id = %s) FROM dial_jobs WHERE id = %s",
             (job_id, job_id)).fetchone() or (None, None)
         assert (attempts, tries) == (0, 0)
-        assert rt.gate is not None and not rt.gate.is_open and paused == ["stop"]
-        healthy, reason = db.execute("SELECT healthy, unhealthy_reason FROM trunks WHERE name = 'default'"
-                                     ).fetchone() or (None, "")
-        assert healthy is False and "the trunk's certificate is not trusted" in reason
+        assert rt.gate is not None and not rt.gate.is_open
+        # The gate closes at once; its thread then tells the broker and flags the trunk: wait for both.
+        def trunk_flag() -> tuple[Any, str]:
+            return db.execute("SELECT healthy, unhealthy_reason FROM trunks WHERE name = 'default'"
+                              ).fetchone() or (None, "")
+        wait_until(lambda: paused == ["stop"] and trunk_flag()[0] is False, 5,
+                   "the gate to stop the consumer and flag the trunk")
+        assert "the trunk's certificate is not trusted" in trunk_flag()[1]
         assert len(gateway.dialogs()) == before
     finally:
         runtime.stop(grace_s=1)

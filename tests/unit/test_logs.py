@@ -90,6 +90,20 @@ def test_text_lines_show_bound_fields(capsys: pytest.CaptureFixture[str]) -> Non
     assert second.endswith("WARNING x: bye")
 
 
+def test_lines_follow_stderr_when_it_is_swapped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A command run in-process may swap stderr and close the old one; later lines go to the new stderr."""
+    import io
+
+    first = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    logs.setup_logging("INFO", "text")
+    first.close()
+    second = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", second)
+    logging.getLogger("x").warning("after the swap")
+    assert second.getvalue().endswith("WARNING x: after the swap\n")
+
+
 def test_level_comes_from_option_then_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """--log-level wins, DIALER_LOG_LEVEL next, WARNING last; DIALER_LOG_FORMAT picks the formatter."""
     logs.setup_logging()
