@@ -20,6 +20,7 @@ from tests.support.answer_scripts import ScriptedTest
 from tests.support.baresip import BaresipCallee, dominant_hz, read_wav, start_baresip_callee
 from tests.support.sipp import SippPeer
 from worker.sip import SipAccountConfig, SipAgent
+from worker.sip.media import control
 
 pytestmark = pytest.mark.integration
 Sipp = Callable[..., SippPeer]
@@ -146,9 +147,10 @@ def test_agent_hanging_up_ends_the_customer_call(sipp_uas: Sipp, agents: list[Si
 
 @pytest.mark.slow  # pjsua ignores the ICMP: the leg ends at the bridge's 30 s ring timeout
 def test_bridge_to_an_unreachable_agent_is_final_and_the_call_goes_on(
-    agents: list[SipAgent], tmp_path: Path
+    agents: list[SipAgent], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Nobody listens at the agent's address: the leg's ring timeout gives a final failure; the customer stays."""
+    monkeypatch.setattr(control, "BRIDGE_RING_TIMEOUT_S", 4.0)  # 30 s in production: the same path, sooner
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         probe.bind(("127.0.0.1", 0))
         dead = probe.getsockname()[1]  # closed again when the with block ends: nothing listens there
