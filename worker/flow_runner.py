@@ -29,11 +29,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from shared.flow import engine
-from shared.flow.engine import Action, Event, State
+from shared.flow import engine, signals
 from shared.flow.listen import Heard, Listen
 from shared.flow.model import Flow
 from shared.flow.outcome import flow_outcome
+from shared.flow.signals import Action, Event
+from shared.flow.state import State
 from worker.agent.stream_step import SessionFactory, StreamStep, media_streams_session
 from worker.flow_listen import CallListener
 from worker.sip.answer import MediaControl, MediaError, RecordMode
@@ -92,30 +93,30 @@ class FlowScript:
             # its read buffers; the wall clock says for sure when the whole prompt has gone out.
             if not finished and now - self._play_started >= self._play_length_s + PLAY_END_SLACK_S:
                 played_s, finished = max(played_s, self._play_length_s), True
-            self._feed(engine.Tick(now, played_s, finished))
+            self._feed(signals.Tick(now, played_s, finished))
         else:
-            self._feed(engine.Tick(now))
+            self._feed(signals.Tick(now))
 
     def on_dtmf(self, digit: str, now: float) -> None:
         self._digits.append(digit)
         self._stream.dtmf(digit)  # an agent hears every key; the engine ignores them outside a gather
-        self._feed(engine.Digit(digit, now))
+        self._feed(signals.Digit(digit, now))
 
     def on_transfer(self, status: int, final: bool, now: float) -> None:
-        self._feed(engine.TransferStatus(status, final, now))
+        self._feed(signals.TransferStatus(status, final, now))
 
     def on_recording(self, path: str | None, error: str | None, now: float) -> None:
         if error:
             self._errors.append(f"recording: {error}")
-        self._feed(engine.RecordingResult(path, error, now))
+        self._feed(signals.RecordingResult(path, error, now))
 
     def on_hangup(self, by: Literal["local", "remote"], now: float) -> None:
         if self._playing and self._ctl is not None:  # the last position, so the log says how much was heard
             played_s, _ = self._ctl.play_state()
-            self._feed(engine.Tick(now, played_s, False))
+            self._feed(signals.Tick(now, played_s, False))
         if self._listener is not None:
             self._listener.hung_up()
-        self._feed(engine.HungUp(by, now))
+        self._feed(signals.HungUp(by, now))
         if self._stream.active:  # the engine stops a live stream on hangup; this only guards a late one
             self._stream.stop()
 
@@ -203,42 +204,42 @@ class FlowScript:
             if isinstance(act, Listen):
                 self._start_listening(act)
 
-    def _transfer(self, ctl: MediaControl, act: engine.Transfer) -> None:
+    def _transfer(self, ctl: MediaControl, act: signals.Transfer) -> None:
         """Start a transfer. One that cannot even start (no free call slot for the bridged leg, a URI pjsua
         refuses) fails like a refused one, so the step's on_failure runs: never a person left in silence."""
         try:
             ctl.transfer(act.target, "bridge" if act.mode == "bridge" else "refer")
         except MediaError as exc:
             self._errors.append(f"transfer: {exc}")
-            self._queued.append(engine.TransferStatus(503, True, self._now))
+            self._queued.append(signals.TransferStatus(503, True, self._now))
 
     def _apply(self, actions: tuple[Action, ...]) -> None:  # noqa: C901  # one branch per engine action
         ctl = self._ctl
         if ctl is None:
             return
         for act in actions:
-            if isinstance(act, engine.Play):
+            if isinstance(act, signals.Play):
                 path = self._prompts[act.step]
                 ctl.play(path)
                 self._playing, self._play_started, self._play_length_s = True, self._now, self._length(path)
-            elif isinstance(act, engine.StopPlay):
+            elif isinstance(act, signals.StopPlay):
                 if self._playing:
                     ctl.stop_play()
                 self._playing = False
-            elif isinstance(act, engine.Transfer):
+            elif isinstance(act, signals.Transfer):
                 self._transfer(ctl, act)
-            elif isinstance(act, engine.StartRecording):
+            elif isinstance(act, signals.StartRecording):
                 mode: RecordMode = "message" if act.mode == "message" else "call"
                 ctl.start_recording(self._recording_path(act.step), mode, act.max_s)
-            elif isinstance(act, engine.StopRecording):
+            elif isinstance(act, signals.StopRecording):
                 ctl.stop_recording()
-            elif isinstance(act, engine.OptOut):
+            elif isinstance(act, signals.OptOut):
                 self._opt_out()
-            elif isinstance(act, engine.StartStream):
+            elif isinstance(act, signals.StartStream):
                 self._stream.start(self._flow.step(act.step), ctl, self._now)
-            elif isinstance(act, engine.StopStream):
+            elif isinstance(act, signals.StopStream):
                 self._stream.stop()
-            elif isinstance(act, engine.Hangup):
+            elif isinstance(act, signals.Hangup):
                 if self._playing:
                     ctl.stop_play()
                     self._playing = False

@@ -34,7 +34,7 @@ FLOW_COLUMNS = frozenset({
     "flow_steps", "digits", "transfer_target", "transfer_status", "recording", "first_audio_s",
     "amd_decision", "amd_reason", "amd_decided_at_s",
 })
-# A flow log entry's keys (shared/flow/engine.py Entry.to_json), in the order the ladder shows them.
+# A flow log entry's keys (shared/flow/state.py Entry.to_json), in the order the ladder shows them.
 STEP_KEYS = ("step", "action", "result", "at_s", "digits", "status", "played_s", "target", "decision",
              "reason", "decided_at_s", "heard", "path")
 RECORDINGS = "recordings"

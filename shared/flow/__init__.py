@@ -3,7 +3,10 @@
 - :mod:`shared.flow.model`: parsing a document into frozen steps;
 - :mod:`shared.flow.validate`: graph, URI and placeholder rules;
 - :mod:`shared.flow.wav`, :mod:`shared.flow.load`: prompt WAV checks and reading a flow file;
-- :mod:`shared.flow.engine`: ``(state, event) -> (state, actions)``;
+- :mod:`shared.flow.engine`: ``(state, event) -> (state, actions)``, with the
+  listening steps in :mod:`shared.flow.listen`;
+- :mod:`shared.flow.signals`, :mod:`shared.flow.state`: the events, actions and
+  state it speaks in;
 - :mod:`shared.flow.outcome`: the business outcome of a finished flow.
 
 No I/O library is imported here: the SIP runner (worker.flow_runner) and the

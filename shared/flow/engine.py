@@ -1,7 +1,8 @@
 """The flow engine: ``(state, event) -> (state, actions)``, pure.
 
 The runner on the SIP thread turns pjsua2 callbacks into :data:`Event` values
-and carries out the returned :data:`Action` values through its media control;
+and carries out the returned :data:`Action` values through its media control
+(both in :mod:`shared.flow.signals`; the state in :mod:`shared.flow.state`);
 this module decides, and knows nothing of SIP. States are small frozen
 dataclasses, so a test drives a whole call with a list of events and compares
 what came out, and hypothesis can throw arbitrary event orders at it.
@@ -29,186 +30,36 @@ digits, transfer entries the final status.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
-from typing import Any, Literal
+from dataclasses import replace
 
 from shared.flow import listen
-from shared.flow.listen import Heard, Listen
+from shared.flow.listen import Heard
 from shared.flow.model import Flow, Step
+from shared.flow.signals import (
+    Action,
+    Digit,
+    Event,
+    Hangup,
+    HungUp,
+    OptOut,
+    Play,
+    RecordingResult,
+    StartRecording,
+    StartStream,
+    StopPlay,
+    StopRecording,
+    StopStream,
+    StreamEvent,
+    Tick,
+    Transfer,
+    TransferStatus,
+)
+from shared.flow.state import EndedBy, Entry, State
 
 TRANSFER_TIMEOUT_S = 30.0  # no final NOTIFY / agent answer by then: the transfer failed (408)
 RECORDING_GRACE_S = 3.0  # a stopped recorder reports within this, or the recording failed
 STREAM_OPEN_TIMEOUT_S = 5.0  # the agent's WebSocket not open by then: the agent is unavailable
 MAX_TYPEAHEAD = 32  # keys kept from prompts before a gather (a flood keeps only the last ones)
-
-Phase = Literal["between", "playing", "gathering", "pausing", "transfer", "bridged", "recording", "stopping", "done",
-                "listening", "waiting_beep", "streaming"]
-EndedBy = Literal["flow", "remote", "max_duration", "transferred"]
-
-
-# --------------------------------------------------------------------------------------------- events
-@dataclass(frozen=True, slots=True)
-class Tick:
-    now: float
-    played_s: float | None = None  # the current prompt's position, when one plays
-    play_finished: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Digit:
-    digit: str
-    now: float
-
-
-@dataclass(frozen=True, slots=True)
-class TransferStatus:
-    status: int
-    final: bool
-    now: float
-
-
-@dataclass(frozen=True, slots=True)
-class RecordingResult:
-    path: str | None
-    error: str | None
-    now: float
-
-
-@dataclass(frozen=True, slots=True)
-class HungUp:
-    by: Literal["local", "remote"]
-    now: float
-
-
-@dataclass(frozen=True, slots=True)
-class StreamEvent:
-    """From a stream step's agent: opened, failed (unreachable), result, transfer, hangup, ended (closed/dropped)."""
-
-    kind: Literal["opened", "failed", "result", "transfer", "hangup", "ended"]
-    now: float
-    result: Mapping[str, Any] | None = None
-    target: str | None = None
-    detail: str = ""
-
-
-Event = Tick | Digit | TransferStatus | RecordingResult | HungUp | Heard | StreamEvent
-
-
-# --------------------------------------------------------------------------------------------- actions
-@dataclass(frozen=True, slots=True)
-class Play:
-    step: str  # the runner knows which WAV this step's prompt is
-
-
-@dataclass(frozen=True, slots=True)
-class StopPlay:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class Transfer:
-    target: str
-    mode: str
-
-
-@dataclass(frozen=True, slots=True)
-class StartRecording:
-    step: str
-    mode: str
-    max_s: float
-
-
-@dataclass(frozen=True, slots=True)
-class StopRecording:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class OptOut:
-    step: str
-
-
-@dataclass(frozen=True, slots=True)
-class Hangup:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class StartStream:
-    step: str  # the runner opens this step's agent stream
-
-
-@dataclass(frozen=True, slots=True)
-class StopStream:
-    pass
-
-
-Action = (Play | StopPlay | Transfer | StartRecording | StopRecording | OptOut | Hangup | Listen | StartStream
-          | StopStream)
-
-
-# --------------------------------------------------------------------------------------------- state
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One line of the flow log."""
-
-    step: str
-    action: str
-    result: str
-    at_s: float
-    digits: str | None = None
-    status: int | None = None
-    played_s: float | None = None
-    path: str | None = None
-    target: str | None = None
-    decision: str | None = None  # amd: human|machine|notsure, with its reason and time since answer
-    reason: str | None = None
-    decided_at_s: float | None = None
-    heard: str | None = None  # voicemail_drop: what started the message (beep|silence|timeout)
-    disposition: str | None = None  # stream: the agent's result's disposition
-    agent_result: Mapping[str, Any] | None = None  # stream: the object the agent sent as its result
-    detail: str | None = None  # stream: why the agent was unavailable or went
-
-    def to_json(self) -> dict[str, object]:
-        data: dict[str, object] = {"step": self.step, "action": self.action, "result": self.result,
-                                   "at_s": round(self.at_s, 3)}
-        for key in ("digits", "status", "played_s", "path", "target", "decision", "reason", "decided_at_s", "heard",
-                    "disposition", "agent_result", "detail"):
-            value = getattr(self, key)
-            if value is not None:
-                data[key] = round(value, 3) if isinstance(value, float) else value
-        return data
-
-
-@dataclass(frozen=True, slots=True)
-class State:
-    answered_at: float
-    step: str
-    phase: Phase
-    deadline: float | None = None  # the current phase's timer, when it has one
-    digits: str = ""
-    tries: int = 0  # gather prompts repeated so far
-    played_s: float = 0.0
-    entries: tuple[Entry, ...] = ()
-    recording_step: str | None = None  # a "call" recording still running
-    typeahead: str = ""  # keys pressed during a prompt before a gather: the gather takes them first
-    ended_by: EndedBy | None = None
-    ended_at: float | None = None
-    decision: str | None = None  # the last amd decision, and its reason (shared.flow.listen)
-    amd_reason: str | None = None
-    heard: str | None = None  # what started the current voicemail_drop message
-    agent_result: Mapping[str, Any] | None = None  # the stream step's latest result from its agent
-    agent_target: str | None = None  # where the agent asked us to transfer the call
-
-    @property
-    def done(self) -> bool:
-        """The flow is over and nothing is outstanding (a running recording gets its grace)."""
-        return self.phase == "done" and self.recording_step is None
-
-    def at(self, now: float) -> float:
-        return max(0.0, now - self.answered_at)
-
 
 Result = tuple[State, tuple[Action, ...]]
 

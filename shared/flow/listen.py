@@ -130,20 +130,20 @@ def ends_call(branches: Mapping[str, str], next_step: str | None) -> bool:
 # ------------------------------------------------------------------------------------------- engine
 def enter(flow: Any, state: Any, cur: Any, now: float, acts: tuple[Any, ...]) -> tuple[Any, tuple[Any, ...]]:
     """Start an amd or voicemail_drop step."""
-    from shared.flow import engine
+    from shared.flow import signals
 
     if cur.kind == "amd":
         limit = amd_settings(cur.params).total_analysis_ms / 1000 + AUDIO_GRACE_S
         return replace(state, phase="listening", deadline=now + limit), (*acts, Listen(cur.id, "amd"))
     if state.amd_reason == "beep":  # the detector decided on the beep: the box records already
-        return replace(state, phase="playing", heard="beep"), (*acts, engine.Play(cur.id))
+        return replace(state, phase="playing", heard="beep"), (*acts, signals.Play(cur.id))
     wait = drop_settings(cur.params).max_wait_s
     return replace(state, phase="waiting_beep", deadline=now + wait, heard=None), (*acts, Listen(cur.id, "beep"))
 
 
 def heard(flow: Any, state: Any, ev: Heard) -> tuple[Any, tuple[Any, ...]]:
     """A decision, a beep or a silence from the listener."""
-    from shared.flow import engine
+    from shared.flow import engine, signals
 
     cur = flow.step(state.step)
     if state.phase == "listening" and cur.kind == "amd" and ev.what in DECISIONS:
@@ -153,7 +153,7 @@ def heard(flow: Any, state: Any, ev: Heard) -> tuple[Any, tuple[Any, ...]]:
         return engine._enter(flow, replace(state, phase="between"), amd_target(cur.branches, cur.next, ev.what),
                              ev.now, ())
     if state.phase == "waiting_beep" and cur.kind == "voicemail_drop" and ev.what in ("beep", "silence"):
-        return replace(state, phase="playing", deadline=None, heard=ev.what), (engine.Play(cur.id),)
+        return replace(state, phase="playing", deadline=None, heard=ev.what), (signals.Play(cur.id),)
     return state, ()
 
 
@@ -170,8 +170,8 @@ def digit(flow: Any, state: Any, ev: Any) -> tuple[Any, tuple[Any, ...]]:
 
 def expired(flow: Any, state: Any, cur: Any, now: float) -> tuple[Any, tuple[Any, ...]]:
     """The step's bound passed: amd is notsure (timeout); the voicemail message plays anyway."""
-    from shared.flow import engine
+    from shared.flow import signals
 
     if state.phase == "listening":
         return heard(flow, state, Heard("notsure", "timeout", now))
-    return replace(state, phase="playing", deadline=None, heard="timeout"), (engine.Play(cur.id),)
+    return replace(state, phase="playing", deadline=None, heard="timeout"), (signals.Play(cur.id),)

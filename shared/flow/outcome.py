@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from shared.flow.engine import Entry, State
+from shared.flow.state import Entry, State
 from shared.outcomes import Outcome
 
 ABANDON_AFTER_S = 2.0

@@ -8,8 +8,10 @@ import struct
 import wave
 from pathlib import Path
 
-from shared.flow.engine import Action, Event, State, start, step
+from shared.flow.engine import start, step
 from shared.flow.model import Flow
+from shared.flow.signals import Action, Event
+from shared.flow.state import State
 
 ISSUE_FLOW = """
 start = "offer"

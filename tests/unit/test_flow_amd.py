@@ -9,10 +9,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.flow import FlowError, parse_flow, validate_flow
-from shared.flow.engine import Digit, Event, Hangup, HungUp, Play, Tick, start, step
+from shared.flow.engine import start, step
 from shared.flow.listen import Heard, Listen
 from shared.flow.model import Flow
 from shared.flow.outcome import flow_outcome
+from shared.flow.signals import Digit, Event, Hangup, HungUp, Play, Tick
 from shared.outcomes import MACHINE_OUTCOMES, RETRYABLE_OUTCOMES, Outcome
 from shared.retry_policy import RetryPolicy
 from tests.support.flows import run

@@ -8,7 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.flow import parse_flow, validate_flow
-from shared.flow.engine import (
+from shared.flow.engine import start, step
+from shared.flow.model import Flow
+from shared.flow.outcome import flow_outcome
+from shared.flow.signals import (
     Digit,
     Event,
     Hangup,
@@ -17,17 +20,13 @@ from shared.flow.engine import (
     Play,
     RecordingResult,
     StartRecording,
-    State,
     StopPlay,
     StopRecording,
     Tick,
     Transfer,
     TransferStatus,
-    start,
-    step,
 )
-from shared.flow.model import Flow
-from shared.flow.outcome import flow_outcome
+from shared.flow.state import State
 from shared.outcomes import Outcome
 from tests.support.flows import run
 

@@ -9,22 +9,21 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shared.flow import parse_flow, validate_flow
-from shared.flow.engine import (
+from shared.flow.engine import start, step
+from shared.flow.model import Flow, FlowError
+from shared.flow.outcome import flow_outcome
+from shared.flow.signals import (
     Hangup,
     HungUp,
     Play,
     StartStream,
-    State,
     StopStream,
     StreamEvent,
     Tick,
     Transfer,
     TransferStatus,
-    start,
-    step,
 )
-from shared.flow.model import Flow, FlowError
-from shared.flow.outcome import flow_outcome
+from shared.flow.state import State
 from shared.outcomes import Outcome
 
 AGENT = validate_flow(parse_flow(tomllib.loads("""

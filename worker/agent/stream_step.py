@@ -21,8 +21,8 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
-from shared.flow.engine import StreamEvent
 from shared.flow.model import Step
+from shared.flow.signals import StreamEvent
 from worker.agent.bridge import Bridge
 from worker.agent.media_streams import MediaStreamsSession
 from worker.agent.provider import AgentSession, Endpoint, StreamStart
