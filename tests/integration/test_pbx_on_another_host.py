@@ -67,6 +67,43 @@ def test_agent_registers_dials_the_ladder_and_exchanges_rtp_with_a_pbx_on_anothe
     assert rtp_packets(pcap, pbx_host.address, pbx_host.peer_address) > 10, "the PBX's RTP was sent back to us"
 
 
+
+NAT_ADDRESS = "198.18.99.7"  # the address a NAT would show the PBX: nothing of ours holds it
+
+
+@pytest.mark.parametrize(("bind", "public", "advertised"), [
+    ("0.0.0.0", None, "route"),  # every interface: advertise the one routing to the PBX, never 0.0.0.0
+    (None, NAT_ADDRESS, NAT_ADDRESS),  # behind a NAT: the public address, still sent from the routed interface
+], ids=["bind-any", "public-address"])
+def test_bind_and_public_address_settings_reach_via_contact_and_sdp(
+    pbx_host: NetnsHost, tmp_path: Path, bind: str | None, public: str | None, advertised: str
+) -> None:
+    """DIALER_SIP_BIND_ADDRESS / DIALER_SIP_PUBLIC_ADDRESS through `dialer call`: what REGISTER and INVITE carry."""
+    expected = pbx_host.peer_address if advertised == "route" else advertised
+    peer = start_sipp_in(pbx_host, "carrier", tmp_path / "sipp")
+    settings = {"DIALER_SIP_BIND_ADDRESS": bind, "DIALER_SIP_PUBLIC_ADDRESS": public}
+    try:
+        done = _dialer_call(pbx_host, tmp_path, {k: v for k, v in settings.items() if v})
+    finally:
+        peer.stop()
+    assert done.returncode == 0 and "outcome: answered" in done.stdout, done.stdout + done.stderr
+    for message in peer.received("REGISTER")[-1:] + peer.received("INVITE")[-1:]:
+        carried = " ".join([message.header("Via") or "", message.header("Contact") or "", message.body])
+        assert _hosts_in(carried) == {expected}, (message.method, carried)
+
+
+def _dialer_call(pbx_host: NetnsHost, tmp_path: Path, settings: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`dialer call NUMBER --hold 1` as an operator runs it: only DIALER_SIP_* (and ``settings``) in its env."""
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIALER_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env.update(DIALER_SIP_REGISTRAR=f"{pbx_host.address}:5060", DIALER_SIP_USERNAME=USER,
+               DIALER_SIP_PASSWORD=SECRET, **settings)
+    return subprocess.run([sys.executable, "-c", "from shared.cli import main; main()", "call", NUMBER,
+                           "--hold", "1"], cwd=workdir, env=env, capture_output=True, text=True, timeout=120,
+                          check=False)
+
 def test_dialer_call_reaches_a_pbx_on_another_host_with_only_the_registrar_set(
     pbx_host: NetnsHost, tmp_path: Path
 ) -> None:
@@ -75,17 +112,9 @@ def test_dialer_call_reaches_a_pbx_on_another_host_with_only_the_registrar_set(
     DIALER_RTP_PORT_RANGE (a firewall's open range) is honoured: every SDP offer's port lies in it.
     """
     peer = start_sipp_in(pbx_host, "carrier", tmp_path / "sipp", extra_args=["-rtp_echo"])
-    workdir = tmp_path / "cwd"
-    workdir.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DIALER_")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     host = f"{pbx_host.address}:5060"
-    env.update(DIALER_SIP_REGISTRAR=host, DIALER_SIP_USERNAME=USER, DIALER_SIP_PASSWORD=SECRET,
-               DIALER_RTP_PORT_RANGE="30000-30099")
     try:
-        done = subprocess.run([sys.executable, "-c", "from shared.cli import main; main()", "call", NUMBER,
-                               "--hold", "1"], cwd=workdir, env=env, capture_output=True, text=True, timeout=120,
-                              check=False)
+        done = _dialer_call(pbx_host, tmp_path, {"DIALER_RTP_PORT_RANGE": "30000-30099"})
     finally:
         peer.stop()
     assert done.stdout.splitlines() == [
