@@ -286,9 +286,10 @@ class Settings(BaseSettings):
         trunks = self.all_trunks()
         wanted = name or (DEFAULT_TRUNK if DEFAULT_TRUNK in trunks else next(iter(trunks), None))
         if wanted is None or wanted not in trunks:
-            known = ", ".join(sorted(trunks)) or "none"
+            known = ", ".join(sorted(trunks))
+            what = f"unknown trunk {name!r} (configured: {known})" if trunks else "no SIP trunk is configured"
             raise ConfigError(
-                f"unknown trunk {name!r} (configured: {known}); set DIALER_SIP_REGISTRAR, "
+                f"{what}; set DIALER_SIP_REGISTRAR, "
                 "DIALER_SIP_USERNAME and DIALER_SIP_PASSWORD, or add [[trunks]] to the config file"
             )
         return trunks[wanted]

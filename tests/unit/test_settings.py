@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -140,3 +141,12 @@ def test_unknown_trunk_lists_the_configured_ones(monkeypatch: pytest.MonkeyPatch
     _default_trunk_env(monkeypatch)
     with pytest.raises(ConfigError, match="configured: default"):
         load_settings().trunk("nope")
+
+
+def test_no_trunk_at_all_says_so_and_how_to_add_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing configured is not an "unknown trunk None": the one line says what to set."""
+    for name in list(os.environ):
+        if name.startswith("DIALER_"):
+            monkeypatch.delenv(name)
+    with pytest.raises(ConfigError, match=r"^no SIP trunk is configured; set DIALER_SIP_REGISTRAR"):
+        load_settings().trunk()
